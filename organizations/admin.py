@@ -1,0 +1,207 @@
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from koala.admin import TenantAdmin, TenantInline
+from koala.exceptions import KoalaError
+from organizations import services
+from organizations.currencies import CURRENCY_CODES
+from organizations.models import ApiKey, Membership, Organization, Project
+
+
+class OrganizationForm(forms.ModelForm):
+    class Meta:
+        model = Organization
+        fields = ["name", "slug", "reporting_currency", "timezone"]
+
+    def clean_reporting_currency(self):
+        code = self.cleaned_data["reporting_currency"].strip().upper()
+        if code not in CURRENCY_CODES:
+            raise ValidationError(f"'{code}' is not an ISO 4217 currency code (for example USD, EUR, JPY).")
+        return code
+
+    def clean_timezone(self):
+        try:
+            return services.validate_timezone(self.cleaned_data["timezone"].strip())
+        except KoalaError as error:
+            raise ValidationError(error.message) from None
+
+
+class ProjectInline(TenantInline):
+    model = Project
+    fields = ["name", "slug"]
+
+
+@admin.register(Organization)
+class OrganizationAdmin(TenantAdmin):
+    form = OrganizationForm
+    list_display = ["name", "slug", "reporting_currency", "timezone", "created_at"]
+    search_fields = ["name", "slug"]
+    inlines = [ProjectInline]
+
+    # An organization admin manages their organization; creating and deleting
+    # whole organizations is for platform operators (superusers, `create_org`).
+    def has_add_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if request.user.is_superuser else ["slug"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            # Through the service, so a new organization gets its default taxonomy and saved queries.
+            created = services.organization_create(
+                name=obj.name, slug=obj.slug, currency=obj.reporting_currency, timezone_name=obj.timezone)
+            obj.pk, obj.created_at = created.pk, created.created_at
+            obj._state.adding = False
+            return
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Project)
+class ProjectAdmin(TenantAdmin):
+    list_display = ["name", "slug", "organization", "created_at"]
+    list_filter = ["organization"]
+    search_fields = ["name", "slug"]
+    fields = ["organization", "name", "slug"]
+
+
+class MembershipForm(forms.ModelForm):
+    email = forms.EmailField(help_text="Their sign-in; a login is created when they have none.")
+    password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
+                               help_text="Only for a new login; leave empty to keep theirs.")
+
+    class Meta:
+        model = Membership
+        fields = ["organization", "role"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(TenantAdmin):
+    list_display = ["member_email", "organization", "role", "created_at"]
+    list_filter = ["organization", "role"]
+    search_fields = ["user__email", "user__username"]
+    form = MembershipForm
+
+    @admin.display(description="Email", ordering="user__email")
+    def member_email(self, membership: Membership) -> str:
+        return membership.user.email or membership.user.username
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None:
+            # The person is fixed once added; only the role changes.
+            kwargs["form"] = forms.ModelForm
+            kwargs["fields"] = ["role"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["role"] if obj is not None else ["organization", "email", "password", "role"]
+
+    def save_form(self, request, form, change):
+        if change:
+            return super().save_form(request, form, change)
+        organization = form.cleaned_data["organization"]
+        if not request.user.is_superuser and organization.pk not in self._organization_ids(request):
+            raise PermissionDenied("You do not administer that organization.")
+        return services.membership_add(
+            organization=organization, email=form.cleaned_data["email"], role=form.cleaned_data["role"],
+            password=form.cleaned_data.get("password") or None,
+        )
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+        # New memberships were written by the service in save_form.
+
+
+class ApiKeyCreateForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=ApiKey.Scope.choices, widget=forms.CheckboxSelectMultiple,
+                                       initial=["ingest"])
+
+    class Meta:
+        model = ApiKey
+        fields = ["organization", "project", "name", "scopes"]
+
+    def clean(self):
+        cleaned = super().clean()
+        organization, project = cleaned.get("organization"), cleaned.get("project")
+        if organization and project and project.organization_id != organization.pk:
+            self.add_error("project", "That project belongs to another organization.")
+        return cleaned
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(TenantAdmin):
+    list_display = ["name", "shown_prefix", "organization", "project", "scopes", "created_at", "last_used_at",
+                    "revoked"]
+    list_filter = ["organization", "project"]
+    search_fields = ["name", "prefix"]
+    actions = ["revoke_selected"]
+    readonly_fields = ["shown_prefix", "organization", "project", "scopes", "created_at", "last_used_at",
+                       "revoked_at"]
+
+    @admin.display(description="Key")
+    def shown_prefix(self, api_key: ApiKey) -> str:
+        return f"tk_{api_key.prefix}_…"
+
+    @admin.display(description="Revoked", boolean=True)
+    def revoked(self, api_key: ApiKey) -> bool:
+        return api_key.is_revoked
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyCreateForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["organization", "project", "name", "scopes"]
+        return ["name", *self.readonly_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def save_form(self, request, form, change):
+        if change:
+            return super().save_form(request, form, change)
+        data = form.cleaned_data
+        if not request.user.is_superuser and data["organization"].pk not in self._organization_ids(request):
+            raise PermissionDenied("You do not administer that organization.")
+        api_key, plaintext = services.api_key_create(
+            organization=data["organization"], project=data.get("project"), scopes=data["scopes"],
+            name=data.get("name", ""), created_by=request.user,
+        )
+        api_key.plaintext_once = plaintext
+        return api_key
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+        # New keys were written by the service in save_form.
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """Shows the secret on this one page; it is not stored and cannot be shown again."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "api_key": obj,
+            "plaintext": obj.plaintext_once,
+            "title": "Copy your new API key",
+        }
+        response = TemplateResponse(request, "admin/organizations/apikey/created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Revoke selected keys")
+    def revoke_selected(self, request, queryset):
+        count = 0
+        for api_key in queryset.filter(revoked_at__isnull=True):
+            services.api_key_revoke(api_key=api_key)
+            count += 1
+        self.message_user(request, format_html("Revoked {} key(s); they stop working on their next request.", count),
+                          messages.SUCCESS)
