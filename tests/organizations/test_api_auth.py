@@ -1,0 +1,129 @@
+"""Authentication, scopes and the contract's error body on every API route."""
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from organizations.models import ApiKey
+from organizations.services import api_key_revoke
+from tests.factories import make_api_key
+
+
+def assert_error_body(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert set(body["error"]) <= {"code", "message", "details"}
+    return body["error"]
+
+
+def api_routes() -> list[str]:
+    """Every /api/v1/ route, with sample path arguments, so new routes join these tests by themselves."""
+    routes = []
+
+    def walk(patterns, prefix):
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                walk(entry.url_patterns, prefix + str(entry.pattern))
+            elif isinstance(entry, URLPattern):
+                route = prefix + str(entry.pattern)
+                if route.startswith("api/v1/"):
+                    routes.append("/" + route.replace("<slug:slug>", "assistant-api").replace("<int:pk>", "1"))
+
+    walk(get_resolver().url_patterns, "")
+    return sorted(set(routes))
+
+
+ROUTES = api_routes()
+
+
+def test_the_route_list_is_not_empty():
+    assert "/api/v1/projects" in ROUTES and "/api/v1/me" in ROUTES
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("header", [
+    None,
+    "Bearer",
+    "Bearer ",
+    "Token tk_abc",
+    "Bearer not-a-key",
+    "Bearer tk_aaaaaaaaaa_" + "x" * 32,
+    "Bearer tk_\x00bad",
+    "bearer tk_" + "é" * 40,
+])
+def test_missing_malformed_or_unknown_keys_get_401(client, route, header):
+    extra = {} if header is None else {"HTTP_AUTHORIZATION": header}
+    assert_error_body(client.get(route, **extra), 401, "authentication_failed")
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_revoked_key_fails_on_its_next_request(api_as, organization, project, route):
+    key = make_api_key(organization=organization, scopes="read")
+    client = api_as(key)
+    assert client.get("/api/v1/me").status_code == 200
+    api_key_revoke(api_key=ApiKey.objects.get(prefix=key[3:13]))
+    assert_error_body(client.get(route), 401, "authentication_failed")
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_key_without_the_read_scope_gets_403(api_as, organization, project, route):
+    key = make_api_key(organization=organization, scopes="ingest")
+    assert_error_body(api_as(key).get(route), 403, "permission_denied")
+
+
+def test_a_key_from_a_deleted_organization_is_unknown(api_as, other_organization):
+    key = make_api_key(organization=other_organization, scopes="read")
+    other_organization.delete()
+    assert_error_body(api_as(key).get("/api/v1/me"), 401, "authentication_failed")
+
+
+def test_the_database_holds_no_secret_in_clear(organization):
+    key = make_api_key(organization=organization, scopes="read")
+    row = ApiKey.objects.filter(prefix=key[3:13]).values().get()
+    secret = key.split("_", 2)[2]
+    for column, value in row.items():
+        assert key not in str(value), column
+        assert secret not in str(value), column
+
+
+def test_last_use_is_recorded_at_most_once_a_minute(api_as, organization, django_assert_max_num_queries):
+    key = make_api_key(organization=organization, scopes="read")
+    client = api_as(key)
+    client.get("/api/v1/me")
+    first_use = ApiKey.objects.get(prefix=key[3:13]).last_used_at
+    assert first_use is not None
+    # A second request within the minute authenticates with one query and writes nothing.
+    with django_assert_max_num_queries(1):
+        client.get("/api/v1/me")
+    assert ApiKey.objects.get(prefix=key[3:13]).last_used_at == first_use
+
+
+def test_keys_are_opaque_tk_strings_with_a_visible_prefix(organization):
+    key = make_api_key(organization=organization, scopes="read")
+    assert key.startswith("tk_")
+    assert ApiKey.objects.filter(prefix=key[3:13]).exists()
+
+
+def test_unknown_api_path_answers_the_contract_404(client):
+    assert_error_body(client.get("/api/v1/no-such-thing"), 404, "not_found")
+
+
+def test_wrong_method_gets_405_in_the_contract_shape(api_as, read_key):
+    assert_error_body(api_as(read_key).delete("/api/v1/me"), 405, "invalid_request")
+
+
+def test_unexpected_exception_is_a_500_with_request_id_and_no_traceback(api_as, read_key, monkeypatch):
+    from organizations import apis
+
+    def explode(self, request):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(apis.KeyInfoApi, "get", explode)
+    response = api_as(read_key).get("/api/v1/me", HTTP_X_REQUEST_ID="req-12345678")
+    error = assert_error_body(response, 500, "internal")
+    assert error["details"]["request_id"] == "req-12345678"
+    assert "secret internals" not in response.content.decode()
+    assert "Traceback" not in response.content.decode()
+    assert response["X-Request-ID"] == "req-12345678"
