@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[],
                                                      permission_classes=[]), name="api-docs"),
     path("api/v1/", include("organizations.urls")),
+    path("api/v1/", include("events.urls")),
 ]
 
 handler400 = "koala.views.bad_request"

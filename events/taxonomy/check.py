@@ -20,7 +20,9 @@ _RECOMMENDED = {
     "environment": "an environment", "provider": "a provider", "application": "an application",
     "action": "an action", "userId": "a user id (userId)", "traces": "trace ids", "tags": "tags",
 }
-_EXACT_TYPES = {"string": (str,), "integer": (int,), "number": (int, float, Decimal), "boolean": (bool,),
+# Exact types accepted without further thought; anything else (bool for integer,
+# float or Decimal that may be NaN, subclasses) goes through _type_ok().
+_EXACT_TYPES = {"string": (str,), "integer": (int,), "number": (int,), "boolean": (bool,),
                 "object": (dict,), "array": (list,)}
 _ARTICLE = {"integer": "an", "object": "an", "array": "an"}
 
@@ -156,11 +158,12 @@ def _describe(value: Any) -> str:
 
 def _meta_value(mk: _MetaKey, value: Any, is_error: bool):
     """_OK, or (replacement or None, problem) for a registered key's value."""
-    if type(value) not in mk.exact_types or (mk.type == "number" and not _finite(value)):
+    if type(value) not in mk.exact_types:
         if not _type_ok(mk.type, value):
             text = f"{mk.key} must be {_ARTICLE.get(mk.type, 'a')} {mk.type} (got {_describe(value)})"
+            # The bound keeps int() cheap on absurd exponents like Decimal("1E+999999").
             if (mk.type == "integer" and isinstance(value, (float, Decimal)) and _finite(value)
-                    and value == int(value)):
+                    and abs(value) < 1e18 and value == int(value)):
                 text = f"{mk.key} must be an integer (got {value}: send {int(value)} without a decimal point)"
             return (None, (mk.field, is_error, "metadata.type", text))
     if mk.minimum is not None and value < mk.minimum:
@@ -187,8 +190,10 @@ class CompiledTaxonomy:
         self._spec = spec
         rules = {name: _FieldRule(name, rule) for name, rule in spec["fields"].items()}
         # Fields with nothing to check cost nothing on the hot path.
-        self._string_rules = tuple(rules[n] for n in STRING_FIELDS if rules[n].judge or rules[n].missing)
-        self._list_rules = tuple(rules[n] for n in LIST_FIELDS if rules[n].judge or rules[n].missing)
+        self._string_rules = tuple((r.name, r.missing, r.cache, r.judge) for r in map(rules.get, STRING_FIELDS)
+                                   if r.judge or r.missing)
+        self._list_rules = tuple((r.name, r.missing, r.cache, r.judge) for r in map(rules.get, LIST_FIELDS)
+                                 if r.judge or r.missing)
         self._charge_missing = rules["charge"].missing
         meta = spec["metadata"]
         self._meta_keys = {k["key"]: _MetaKey(k) for k in meta["keys"]}
@@ -204,50 +209,63 @@ class CompiledTaxonomy:
 
     def check(self, event: Mapping[str, Any]) -> Verdict:
         """Check one event whose values already have the contract's types. Never
-        mutates `event`; a missing field may be absent or None."""
+        mutates `event`; a missing field may be absent, None or empty."""
+        get = event.get
         problems: list = []
         values: dict = {}
-        for rule in self._string_rules:
-            value = event.get(rule.name)
-            if value is None or value == "":
-                if rule.missing is not None:
-                    problems.append(rule.missing)
-                continue
-            if rule.judge is None:
-                continue
-            verdict = rule.cache.get(value) or rule.judge(value)
-            if verdict is not _OK:
-                if verdict[0] is not None:
-                    values[rule.name] = verdict[0]
-                problems.append(verdict[1])
-        for rule in self._list_rules:
-            items = event.get(rule.name)
-            if not items:
-                if rule.missing is not None:
-                    problems.append(rule.missing)
-                continue
-            if rule.judge is None:
-                continue
-            fixed = None
-            for i, item in enumerate(items):
-                verdict = rule.cache.get(item) or rule.judge(item)
+        for name, missing, cache, judge in self._string_rules:
+            value = get(name)
+            if not value:
+                if missing is not None:
+                    problems.append(missing)
+            elif judge is not None:
+                verdict = cache.get(value) or judge(value)
                 if verdict is not _OK:
                     if verdict[0] is not None:
-                        fixed = fixed or list(items)
-                        fixed[i] = verdict[0]
+                        values[name] = verdict[0]
                     problems.append(verdict[1])
-            if fixed is not None:
-                values[rule.name] = fixed
-        if self._charge_missing is not None and event.get("charge") is None:
+        for name, missing, cache, judge in self._list_rules:
+            items = get(name)
+            if not items:
+                if missing is not None:
+                    problems.append(missing)
+            elif judge is not None:
+                fixed = None
+                for i, item in enumerate(items):
+                    verdict = cache.get(item) or judge(item)
+                    if verdict is not _OK:
+                        if verdict[0] is not None:
+                            fixed = fixed or list(items)
+                            fixed[i] = verdict[0]
+                        problems.append(verdict[1])
+                if fixed is not None:
+                    values[name] = fixed
+        if self._charge_missing is not None and get("charge") is None:
             problems.append(self._charge_missing)
-        metadata = event.get("metadata")
-        if metadata:
+        metadata = get("metadata")
+        if metadata and not self._metadata_clean(metadata):
             fixed = self._check_metadata(metadata, problems)
             if fixed is not None:
                 values["metadata"] = fixed
         if not problems:
             return Verdict(values, {}, {}, ())
         return _collect(values, problems)
+
+    def _metadata_clean(self, metadata: Mapping[str, Any]) -> bool:
+        """Fast pass: True when no key needs a rewrite or a message, which is
+        nearly every event; otherwise _check_metadata() redoes it in full."""
+        keys, unknown_cache, allow = self._meta_keys, self._unknown_cache, self._unknown_policy == "allow"
+        for key, value in metadata.items():
+            mk = keys.get(key)
+            if mk is None:
+                if allow or (key not in self._meta_aliases and unknown_cache.get(key, _OK) is None):
+                    continue
+                return False
+            # exact_types are hashable and comparable, so `<` and `in` cannot raise here.
+            if (type(value) not in mk.exact_types or (mk.minimum is not None and value < mk.minimum)
+                    or (mk.choices and value not in mk.choices)):
+                return False
+        return True
 
     def _check_metadata(self, metadata: Mapping[str, Any], problems: list) -> dict | None:
         """Appends to `problems`; returns the rewritten metadata if anything changed."""
@@ -311,8 +329,11 @@ def _collect(values: dict, problems: list) -> Verdict:
     warnings: dict = {}
     flags: list = []
     for field, is_error, code, text in problems:
-        messages = (errors if is_error else warnings).setdefault(field, [])
-        if text not in messages:
+        target = errors if is_error else warnings
+        messages = target.get(field)
+        if messages is None:
+            target[field] = [text]
+        elif text not in messages:
             messages.append(text)
         if code is not None and code not in flags:
             flags.append(code)

@@ -26,7 +26,6 @@ DEFAULT_TAXONOMY: dict = {
             _v("staging", "Pre-release environment that mirrors production", "stage", "stg"),
             _v("development", "Local machines and shared development servers", "dev", "local"),
         ]),
-        "action": _field("required", "reject", convention="snake_case"),
         "provider": _field("recommended", "flag", [
             _v("openai", "OpenAI API", "open_ai", "open-ai"),
             _v("anthropic", "Anthropic API", "claude"),
@@ -48,6 +47,7 @@ DEFAULT_TAXONOMY: dict = {
             _v("self_hosted", "Models you run yourself", "self-hosted", "selfhosted", "internal"),
         ]),
         "application": _field("recommended", "flag"),
+        "action": _field("required", "reject", convention="snake_case"),
         "userId": _field("recommended", "flag"),
         "charge": _field("recommended", "flag"),
         "traces": _field("recommended", "flag"),

@@ -31,6 +31,7 @@ def is_snake_case(name: str) -> bool:
 
 
 def is_tag_slug(name: str) -> bool:
+    """True when `name` satisfies the tag_slug convention."""
     return len(name) <= 32 and _SLUG.fullmatch(name) is not None
 
 
@@ -56,6 +57,7 @@ def suggest_snake_case(name: str) -> str:
 
 
 def suggest_tag_slug(name: str) -> str:
+    """The tag_slug form of `name` (lowercased, other characters as `_`); may be empty."""
     text = _NON_SLUG.sub("_", _ascii(name).lower())
     return text.lstrip("_:-")[:32].rstrip("_:-")
 

@@ -40,7 +40,8 @@ def _settings(obj, where: str, allowed: dict, required: tuple = ()) -> dict:
     for name in required:
         if name not in obj:
             _fail(f"{where} needs '{name}'")
-    return {**{name: obj[name] for name in required}, **{name: obj.get(name, default) for name, default in allowed.items()}}
+    return {**{name: obj[name] for name in required},
+            **{name: obj.get(name, default) for name, default in allowed.items()}}
 
 
 def _choice(value, where: str, options: tuple):

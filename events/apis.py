@@ -1,0 +1,122 @@
+from decimal import Decimal
+
+import msgspec
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from events.filters import EventFilter
+from events.ingest import MAX_BODY_BYTES, BodyError, event_ingest_batch
+from events.selectors import event_list, taxonomy_compiled
+from koala.api import CursorPagination, TenantAPIView, TenantGenericAPIView
+from koala.exceptions import KoalaError
+from koala.money import money_str
+
+_response_encoder = msgspec.json.Encoder()
+
+
+class IngestResponseSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    errors = serializers.ListField(child=serializers.DictField())
+    warnings = serializers.ListField(child=serializers.DictField())
+
+
+def ingest_response(request, api_key, *, dry_run: bool) -> HttpResponse:
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise KoalaError("payload_too_large", "The body is larger than 5 MiB; send smaller batches.", status=413)
+    try:
+        status, body = event_ingest_batch(raw_body=request.body, api_key=api_key, dry_run=dry_run)
+    except BodyError as error:
+        raise KoalaError(error.code, error.message, status=error.status) from None
+    return HttpResponse(_response_encoder.encode(body), status=status, content_type="application/json")
+
+
+INGEST_RESPONSES = {200: IngestResponseSerializer, 207: IngestResponseSerializer, 422: IngestResponseSerializer}
+
+
+class EventValidateApi(TenantAPIView):
+    """The same checks and answer as sending events, but nothing is stored: lint instrumentation in CI."""
+
+    write_scope = "ingest"
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=INGEST_RESPONSES)
+    def post(self, request):
+        return ingest_response(request, self.api_key, dry_run=True)
+
+
+def _margin(cost: Decimal, charge: Decimal | None) -> tuple[str | None, float | None]:
+    if charge is None:
+        return None, None
+    margin = charge - cost
+    percent = float(round(margin / charge * 100, 4)) if charge else None
+    return money_str(margin), percent
+
+
+def event_as_json(event) -> dict:
+    margin, margin_pct = _margin(event.cost_reporting, event.charge_reporting)
+    return {
+        "id": event.client_id,
+        "project": event.project.slug,
+        "timestamp": event.timestamp.isoformat(),
+        "received_at": event.received_at.isoformat(),
+        "cost": money_str(event.cost),
+        "charge": money_str(event.charge),
+        "currency": event.currency,
+        "environment": event.environment,
+        "provider": event.provider,
+        "application": event.application,
+        "action": event.action,
+        "userId": event.user_id,
+        "tags": event.tags,
+        "traces": event.traces,
+        "metadata": event.metadata,
+        "margin": margin,
+        "margin_pct": margin_pct,
+        "flags": event.flags,
+    }
+
+
+class EventPagination(CursorPagination):
+    ordering = ("-timestamp", "-seq")
+
+
+class EventCollectionApi(TenantGenericAPIView):
+    """GET: stored events, newest first, canonical values after normalization.
+    POST: send one event, or `{"events": [...]}` with 1 to 1000."""
+
+    write_scope = "ingest"
+    pagination_class = EventPagination
+    filterset_class = EventFilter
+
+    def get_tenant_queryset(self):
+        return event_list(organization=self.organization, api_key=self.api_key)
+
+    @extend_schema(parameters=[OpenApiParameter("limit", int, description="1-500, default 100")],
+                   responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        events = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response([event_as_json(event) for event in page])
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=INGEST_RESPONSES)
+    def post(self, request):
+        return ingest_response(request, self.api_key, dry_run=False)
+
+
+class TaxonomyApi(TenantAPIView):
+    """The organization's rules, for SDKs and CI linters."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        organization = self.organization
+        return Response({
+            "organization": organization.slug,
+            "version": organization.taxonomy_version,
+            "reporting_currency": organization.reporting_currency,
+            **taxonomy_compiled(organization=organization).to_json(),
+        })

@@ -1,0 +1,10 @@
+"""How amounts leave the system: exact decimal strings, never floats."""
+from decimal import Decimal
+
+
+def money_str(amount: Decimal | None) -> str | None:
+    """`Decimal("0.001200000000000000")` -> `"0.0012"`; `Decimal("142.000")` -> `"142"`."""
+    if amount is None:
+        return None
+    text = format(amount.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
