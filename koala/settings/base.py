@@ -141,6 +141,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "platform-heartbeat": {"task": "koala.tasks.heartbeat", "schedule": 60.0},
+    "events-ensure-partitions": {"task": "events.tasks.events_ensure_partitions", "schedule": 6 * 3600.0},
 }
 
 LOGGING = {
