@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 
 from events.models import AllowedValue, Event, FieldRule, MetadataKey, Taxonomy
 from events.taxonomy import CompiledTaxonomy, compile_taxonomy, default_taxonomy
+from koala.exceptions import KoalaError
 from organizations.models import ApiKey, Organization
 
 # {organization id: (taxonomy version, compiled)}; the version arrives with the
@@ -50,7 +51,12 @@ def taxonomy_compiled(*, organization: Organization) -> CompiledTaxonomy:
     if cached is not None and cached[0] == organization.taxonomy_version:
         return cached[1]
     with _compile_lock:
-        compiled = compile_taxonomy(taxonomy_spec(organization=organization))
+        try:
+            compiled = compile_taxonomy(taxonomy_spec(organization=organization))
+        except ValueError as error:
+            # The admin refuses invalid rules; this guards against rows edited by hand.
+            raise KoalaError("unavailable", f"The organization's taxonomy is invalid ({error}); an organization "
+                             "admin must correct it in the admin.", status=503, headers={"Retry-After": "60"}) from None
         _compiled_cache[organization.pk] = (organization.taxonomy_version, compiled)
     return compiled
 
