@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
@@ -69,16 +71,38 @@ class ProjectAdmin(TenantAdmin):
     list_filter = ["organization"]
     search_fields = ["name", "slug"]
     fields = ["organization", "name", "slug"]
+    # A platform operator's list of organizations can be long; the raw-id lookup
+    # (scoped like every list) also serves organization admins with one or two.
+    raw_id_fields = ["organization"]
 
 
 class MembershipForm(forms.ModelForm):
     email = forms.EmailField(help_text="Their sign-in; a login is created when they have none.")
     password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
-                               help_text="Only for a new login; leave empty to keep theirs.")
+                               help_text="Only for a new login; someone who already has one keeps theirs.")
 
     class Meta:
         model = Membership
         fields = ["organization", "role"]
+
+    def clean(self):
+        cleaned = super().clean()
+        email, password = cleaned.get("email"), cleaned.get("password")
+        # `membership_add` sets the password of an existing login too (that serves
+        # `create_org --owner-password`). From the admin it would let an admin of one
+        # organization take over anyone's account, another organization's owner or a
+        # superuser, by "adding" them with a password of their choosing.
+        if email and password and _login_exists(email):
+            self.add_error("password", "This person already has a login; leave the password empty. "
+                                       "Only they can change their password.")
+        return cleaned
+
+
+def _login_exists(email: str) -> bool:
+    """Whether `membership_add` would find an existing login for `email` (same lookup)."""
+    email = email.strip()
+    User = get_user_model()
+    return User.objects.filter(Q(email__iexact=email) | Q(username__iexact=email)).exists()
 
 
 @admin.register(Membership)
@@ -86,6 +110,7 @@ class MembershipAdmin(TenantAdmin):
     list_display = ["member_email", "organization", "role", "created_at"]
     list_filter = ["organization", "role"]
     search_fields = ["user__email", "user__username"]
+    autocomplete_fields = ["organization"]
     form = MembershipForm
 
     @admin.display(description="Email", ordering="user__email")
@@ -118,6 +143,12 @@ class MembershipAdmin(TenantAdmin):
             super().save_model(request, obj, form, change)
         # New memberships were written by the service in save_form.
 
+    def save_related(self, request, form, formsets, change):
+        if change:
+            super().save_related(request, form, formsets, change)
+        # On add the service wrote the row and the form was never saved, so it has
+        # no `save_m2m`; a membership has no many-to-many fields or inlines anyway.
+
 
 class ApiKeyCreateForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(choices=ApiKey.Scope.choices, widget=forms.CheckboxSelectMultiple,
@@ -141,6 +172,7 @@ class ApiKeyAdmin(TenantAdmin):
                     "revoked"]
     list_filter = ["organization", "project"]
     search_fields = ["name", "prefix"]
+    autocomplete_fields = ["organization", "project"]
     actions = ["revoke_selected"]
     readonly_fields = ["shown_prefix", "organization", "project", "scopes", "created_at", "last_used_at",
                        "revoked_at"]
@@ -183,6 +215,11 @@ class ApiKeyAdmin(TenantAdmin):
         if change:
             super().save_model(request, obj, form, change)
         # New keys were written by the service in save_form.
+
+    def save_related(self, request, form, formsets, change):
+        if change:
+            super().save_related(request, form, formsets, change)
+        # On add the service wrote the key and the form was never saved (no `save_m2m`).
 
     def response_add(self, request, obj, post_url_continue=None):
         """Shows the secret on this one page; it is not stored and cannot be shown again."""
