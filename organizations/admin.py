@@ -88,10 +88,8 @@ class MembershipForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         email, password = cleaned.get("email"), cleaned.get("password")
-        # `membership_add` sets the password of an existing login too (that serves
-        # `create_org --owner-password`). From the admin it would let an admin of one
-        # organization take over anyone's account, another organization's owner or a
-        # superuser, by "adding" them with a password of their choosing.
+        # The service ignores a password for an existing login (anything else would let
+        # an admin take over another organization's owner); say so rather than drop it.
         if email and password and _login_exists(email):
             self.add_error("password", "This person already has a login; leave the password empty. "
                                        "Only they can change their password.")
@@ -99,7 +97,7 @@ class MembershipForm(forms.ModelForm):
 
 
 def _login_exists(email: str) -> bool:
-    """Whether `membership_add` would find an existing login for `email` (same lookup)."""
+    """Whether `membership_add` would find an existing login for `email`."""
     email = email.strip()
     User = get_user_model()
     return User.objects.filter(Q(email__iexact=email) | Q(username__iexact=email)).exists()

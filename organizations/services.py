@@ -89,10 +89,14 @@ def project_create(*, organization: Organization, name: str, slug: str | None = 
     return Project.objects.create(organization=organization, name=name.strip(), slug=slug)
 
 
-def membership_add(*, organization: Organization, email: str, role: str, password: str | None = None) -> Membership:
+def membership_add(*, organization: Organization, email: str, role: str, password: str | None = None,
+                   reset_existing_password: bool = False) -> Membership:
     """Adds a person by email, creating their login when they have none yet.
 
-    The email is also the username, so the sign-in form takes the email.
+    The email is also the username, so the sign-in form takes the email. `password`
+    sets a new login's password; an existing login keeps its own unless the caller
+    (a platform operator's command, never an organization admin) says otherwise,
+    since otherwise adding someone would let you take over their account.
     """
     email = email.strip().lower()
     if "@" not in email:
@@ -108,7 +112,7 @@ def membership_add(*, organization: Organization, email: str, role: str, passwor
         else:
             user.set_unusable_password()
         user.save()
-    elif password:
+    elif password and reset_existing_password:
         user.set_password(password)
         user.save(update_fields=["password"])
     membership, _ = Membership.objects.update_or_create(organization=organization, user=user,
