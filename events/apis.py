@@ -1,4 +1,5 @@
-from decimal import Decimal
+import json
+from decimal import Decimal, localcontext
 
 import msgspec
 from django.http import HttpResponse
@@ -33,7 +34,13 @@ def ingest_response(request, api_key, *, dry_run: bool) -> HttpResponse:
         status, body = event_ingest_batch(raw_body=request.body, api_key=api_key, dry_run=dry_run)
     except BodyError as error:
         raise KoalaError(error.code, error.message, status=error.status) from None
-    return HttpResponse(_response_encoder.encode(body), status=status, content_type="application/json")
+    try:
+        content = _response_encoder.encode(body)
+    except UnicodeEncodeError:
+        # An id echoed in an error may hold an unpaired surrogate, which UTF-8 cannot
+        # carry; ASCII-escaped JSON can.
+        content = json.dumps(body).encode()
+    return HttpResponse(content, status=status, content_type="application/json")
 
 
 INGEST_RESPONSES = {200: IngestResponseSerializer, 207: IngestResponseSerializer, 422: IngestResponseSerializer}
@@ -58,6 +65,12 @@ def _margin(cost: Decimal, charge: Decimal | None) -> tuple[str | None, float | 
 
 
 def event_as_json(event) -> dict:
+    # Amounts have up to 38 significant digits; the default context rounds to 28.
+    with localcontext(prec=80):
+        return _event_as_json(event)
+
+
+def _event_as_json(event) -> dict:
     margin, margin_pct = _margin(event.cost_reporting, event.charge_reporting)
     return {
         "id": event.client_id,

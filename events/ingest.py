@@ -12,7 +12,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation
 
 import msgspec
 import psycopg.errors
@@ -37,6 +37,15 @@ FUTURE_TOLERANCE = timedelta(hours=24)
 MAX_INTEGER_DIGITS = 20
 MAX_FRACTION_DIGITS = 18
 MAX_BIGINT = 2**63 - 1
+# Decimal arithmetic rounds to the context's precision (28 digits by default), which
+# would silently change a 38-digit amount; this context is wide enough to be exact.
+_EXACT = Context(prec=MAX_INTEGER_DIGITS + MAX_FRACTION_DIGITS + 2)
+_SCALE = Decimal(1).scaleb(-MAX_FRACTION_DIGITS)
+# Metadata numbers are stored in jsonb, whose numeric overflows past ~1e131072, and
+# would be rendered digit by digit on the way out: 1e100000 is 9 bytes in, 100 KB out.
+MAX_METADATA_EXPONENT = 1000
+# Python refuses to convert integers longer than this from text (CVE-2020-10735).
+MAX_INT_DIGITS = 4300
 
 EVENT_FIELDS = frozenset({
     "id", "timestamp", "project", "cost", "charge", "currency", "environment", "provider", "application",
@@ -94,13 +103,15 @@ def parse_body(raw: bytes) -> tuple[list, bool]:
         document = _decoder.decode(raw)
     except msgspec.DecodeError:
         document = _parse_lenient(raw)
+    except RecursionError:
+        raise BodyError(400, "invalid_json", "The body is nested too deeply to parse.") from None
     if not isinstance(document, dict):
         raise BodyError(400, "invalid_request", "The body must be an event object or {\"events\": [...]}.")
     if "events" not in document:
         return [document], True
     events = document["events"]
     if len(document) > 1:
-        extra = sorted(key for key in document if key != "events")
+        extra = sorted(_printable(key) for key in document if key != "events")
         raise BodyError(400, "invalid_request", f"A batch body holds only 'events'; unexpected {', '.join(extra)}.")
     if not isinstance(events, list):
         raise BodyError(400, "invalid_request", "'events' must be a list of event objects.")
@@ -111,6 +122,12 @@ def parse_body(raw: bytes) -> tuple[list, bool]:
     return events, False
 
 
+def _parse_int(text: str):
+    # Python will not convert a longer integer; as a Decimal it still reaches the
+    # checks that reject its event alone ("too large") instead of the whole body.
+    return int(text) if len(text) <= MAX_INT_DIGITS else Decimal(text)
+
+
 def _parse_lenient(raw: bytes):
     """The slow path for bodies msgspec refuses: NaN/Infinity literals, huge integers."""
     try:
@@ -118,9 +135,14 @@ def _parse_lenient(raw: bytes):
     except UnicodeDecodeError:
         raise BodyError(400, "invalid_json", "The body is not UTF-8 encoded JSON.") from None
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=NonFinite)
+        return json.loads(text, parse_float=Decimal, parse_int=_parse_int, parse_constant=NonFinite)
     except (ValueError, RecursionError) as error:
         raise BodyError(400, "invalid_json", f"The body is not valid JSON: {error}.") from None
+
+
+def _printable(text: str, limit: int = 64) -> str:
+    """`text` cut to `limit` characters, unpaired surrogates escaped, safe to echo in a response."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass
@@ -158,16 +180,18 @@ def _amount(name: str, value, *, nullable: bool) -> Decimal | None:
     if not value.is_finite():
         raise _invalid(name, f"{value} is not an amount")
     if value < 0:
-        raise _invalid(name, f"must be >= 0, not {value}")
-    sign, digits, exponent = value.as_tuple()
-    if exponent < -MAX_FRACTION_DIGITS:
-        # Trailing zeros beyond the scale are harmless; real digits would be lost.
-        normalized = value.normalize()
-        if normalized.as_tuple().exponent < -MAX_FRACTION_DIGITS:
-            raise _invalid(name, "has more than 18 decimal places")
-        value = normalized
+        raise _invalid(name, f"must be >= 0, not {_printable(str(value), 40)}")
+    if not value:
+        return Decimal(0)  # 0E+100 and -0 are plain zero, not "too large"
     if value.adjusted() >= MAX_INTEGER_DIGITS:
         raise _invalid(name, "is too large: at most 20 digits before the decimal point")
+    if value.as_tuple().exponent < -MAX_FRACTION_DIGITS:
+        # Trailing zeros beyond the scale are harmless; real digits would be lost.
+        # Comparisons are exact, and the value now fits the exact context.
+        scaled = value.quantize(_SCALE, rounding=ROUND_DOWN, context=_EXACT)
+        if scaled != value:
+            raise _invalid(name, "has more than 18 decimal places")
+        value = scaled
     return value
 
 
@@ -211,15 +235,16 @@ def _type_name(value) -> str:
 
 def _check_json_value(value, depth: int, path: str) -> None:
     """Metadata must be storable as jsonb: finite numbers, no NUL, at most 5 levels."""
+    # `depth` counts containers, metadata itself being 1: five levels are allowed.
     if isinstance(value, dict):
-        if depth >= MAX_METADATA_DEPTH:
+        if depth > MAX_METADATA_DEPTH:
             raise _invalid("metadata", f"is nested more than {MAX_METADATA_DEPTH} levels deep (at {path})")
         for key, item in value.items():
             if "\x00" in key:
                 raise _invalid("metadata", "a key contains a NUL character")
-            _check_json_value(item, depth + 1, f"{path}.{key}")
+            _check_json_value(item, depth + 1, f"{path}.{_printable(key, 40)}")
     elif isinstance(value, list):
-        if depth >= MAX_METADATA_DEPTH:
+        if depth > MAX_METADATA_DEPTH:
             raise _invalid("metadata", f"is nested more than {MAX_METADATA_DEPTH} levels deep (at {path})")
         for item in value:
             _check_json_value(item, depth + 1, path + "[]")
@@ -228,8 +253,13 @@ def _check_json_value(value, depth: int, path: str) -> None:
             raise _invalid("metadata", f"{path} contains a NUL character")
     elif isinstance(value, NonFinite):
         raise _invalid("metadata", f"{path} is {value.text}, which JSON cannot store")
-    elif isinstance(value, Decimal) and not value.is_finite():
-        raise _invalid("metadata", f"{path} is not a finite number")
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise _invalid("metadata", f"{path} is not a finite number")
+        if value and not -MAX_METADATA_EXPONENT <= value.adjusted() <= MAX_METADATA_EXPONENT:
+            raise _invalid("metadata", f"{path} is out of range: numbers must lie within 1e-1000 to 1e1000")
+        if value.as_tuple().exponent < -MAX_METADATA_EXPONENT:
+            raise _invalid("metadata", f"{path} is out of range: at most 1000 decimal places")
 
 
 def _timestamp(value, now: datetime) -> datetime:
@@ -238,15 +268,17 @@ def _timestamp(value, now: datetime) -> datetime:
     if not isinstance(value, str):
         raise _invalid("timestamp", f"must be an RFC 3339 string, not {_type_name(value)}")
     if len(value) < 16 or value[10] not in "Tt ":
-        raise _invalid("timestamp", f"'{value[:40]}' is not an RFC 3339 timestamp (2026-11-01T12:00:00Z)")
+        raise _invalid("timestamp", f"'{_printable(value, 40)}' is not an RFC 3339 timestamp "
+                                    "(2026-11-01T12:00:00Z)")
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise _invalid("timestamp", f"'{value[:40]}' is not an RFC 3339 timestamp (2026-11-01T12:00:00Z)") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # the contract: no offset means UTC
-    else:
-        parsed = parsed.astimezone(UTC)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)  # the contract: no offset means UTC
+        else:
+            parsed = parsed.astimezone(UTC)  # OverflowError past year 9999 or before year 1
+    except (ValueError, OverflowError):
+        raise _invalid("timestamp", f"'{_printable(value, 40)}' is not an RFC 3339 timestamp "
+                                    "(2026-11-01T12:00:00Z)") from None
     if parsed.year < 2000:
         raise _invalid("timestamp", f"{value} is before 2000; send the time the call happened")
     if parsed - now > FUTURE_TOLERANCE:
@@ -301,10 +333,17 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
     """
     if not isinstance(raw, dict):
         raise EventProblem("invalid", {"event": [f"must be a JSON object, not {_type_name(raw)}"]})
+    try:
+        size = len(_sizing_encoder.encode(raw))
+    except UnicodeEncodeError:
+        # JSON's \ud800 escapes can smuggle in unpaired surrogates, which are not text:
+        # PostgreSQL cannot store them, and no message may echo them. Encoding the
+        # event is needed for its size anyway, so catching them here costs nothing.
+        raise EventProblem("invalid", {_surrogate_field(raw): [
+            "contains an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape), which is not text"]}) from None
     unknown = [name for name in raw if name not in EVENT_FIELDS]
     if unknown:
         raise EventProblem("invalid", _unknown_fields_message(unknown))
-    size = len(_sizing_encoder.encode(raw))
     if size > MAX_EVENT_BYTES:
         raise EventProblem("too_large", {"event": [f"is {size} bytes serialized; at most 32 KiB"]})
     get = raw.get
@@ -327,7 +366,9 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
     timestamp = _timestamp(get("timestamp"), context.now)
     cost = _amount("cost", get("cost"), nullable=False)
     charge = _amount("charge", get("charge"), nullable=True)
-    currency = get("currency", organization.reporting_currency)
+    currency = get("currency")
+    if currency is None:  # absent or null, like every optional field
+        currency = organization.reporting_currency
     if not isinstance(currency, str) or currency not in CURRENCY_CODES:
         raise _invalid("currency", f"'{str(currency)[:12]}' is not an ISO 4217 currency code (USD, EUR, ...)")
     if currency != organization.reporting_currency:
@@ -371,12 +412,27 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
     return row, project.pk, client_id, digest, timestamp, verdict.warnings
 
 
+def _surrogate_field(raw: dict) -> str:
+    """The field of `raw` holding an unpaired surrogate ("event" when it is in a field name)."""
+    for name, value in raw.items():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return "event"
+        try:
+            _sizing_encoder.encode(value)
+        except UnicodeEncodeError:
+            return name if name in EVENT_FIELDS else "event"
+    return "event"
+
+
 def _content_digest(raw: dict, cost: Decimal, charge: Decimal | None) -> bytes:
     """A digest of the event as sent: 142, "142" and 142.0 are the same amount."""
     canonical = dict(raw)
-    canonical["cost"] = str(cost.normalize())
+    # The exact context: amounts have up to 38 digits, the default context keeps 28.
+    canonical["cost"] = str(cost.normalize(_EXACT))
     if charge is not None:
-        canonical["charge"] = str(charge.normalize())
+        canonical["charge"] = str(charge.normalize(_EXACT))
     else:
         canonical.pop("charge", None)
     return hashlib.blake2b(_sorted_encoder.encode(canonical), digest_size=16).digest()
@@ -530,7 +586,13 @@ def event_ingest_batch(*, raw_body: bytes, api_key: ApiKey, dry_run: bool = Fals
         "organization_id": organization.pk, "accepted": outcome.accepted, "duplicates": outcome.duplicates,
         "rejected": outcome.rejected, "dry_run": dry_run,
     })
-    return status, outcome.as_json()
+    body = outcome.as_json()
+    if status == 422:
+        # Every non-2xx answer carries the contract's error object; the counts stay
+        # alongside so a client reads a single send like a batch of one.
+        [error] = outcome.errors
+        body["error"] = {"code": error["code"], "message": error["message"], "details": {"fields": error["fields"]}}
+    return status, body
 
 
 DEADLOCK_RETRIES = 3
