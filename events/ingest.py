@@ -18,7 +18,7 @@ import msgspec
 import psycopg.errors
 from django.db import OperationalError, connection, transaction
 
-from events.partitions import ensure_partitions
+from events.partitions import ensure_partitions, forget_known_partitions
 from events.selectors import taxonomy_compiled
 from events.taxonomy import closest
 from organizations.currencies import CURRENCY_CODES
@@ -427,14 +427,13 @@ def _surrogate_field(raw: dict) -> str:
 
 
 def _content_digest(raw: dict, cost: Decimal, charge: Decimal | None) -> bytes:
-    """A digest of the event as sent: 142, "142" and 142.0 are the same amount."""
-    canonical = dict(raw)
+    """A digest of the event as sent: 142, "142" and 142.0 are the same amount, and a
+    field sent as null is the same as one left out."""
+    canonical = {name: value for name, value in raw.items() if value is not None}
     # The exact context: amounts have up to 38 digits, the default context keeps 28.
     canonical["cost"] = str(cost.normalize(_EXACT))
     if charge is not None:
         canonical["charge"] = str(charge.normalize(_EXACT))
-    else:
-        canonical.pop("charge", None)
     return hashlib.blake2b(_sorted_encoder.encode(canonical), digest_size=16).digest()
 
 
@@ -455,11 +454,22 @@ class Prepared:
     warnings: dict
 
 
-def _prepare_batch(events: list, context: Context, outcome: Outcome) -> list[Prepared]:
-    """Validates every event; rejected ones and in-batch repeats go to `outcome`."""
+@dataclass
+class Repeat:
+    """A later occurrence of an id already seen in the same batch."""
+
+    index: int
+    project_id: int
+    client_id: str
+    digest: bytes
+
+
+def _prepare_batch(events: list, context: Context, outcome: Outcome) -> tuple[list[Prepared], list[Repeat]]:
+    """Validates every event; rejected ones go to `outcome`, in-batch repeats to the second list."""
     taxonomy = taxonomy_compiled(organization=context.organization)
     prepared: list[Prepared] = []
-    first_digest: dict[tuple[int, str], bytes] = {}
+    repeats: list[Repeat] = []
+    seen: set[tuple[int, str]] = set()
     for index, raw in enumerate(events):
         try:
             row, project_id, client_id, digest, timestamp, warnings = prepare_event(raw, index, context, taxonomy)
@@ -468,24 +478,35 @@ def _prepare_batch(events: list, context: Context, outcome: Outcome) -> list[Pre
             outcome.errors.append(_error_entry(index, raw, problem.code, problem.fields, problem.message()))
             continue
         if digest is not None:
-            earlier = first_digest.get((project_id, client_id))
-            if earlier is not None:
-                # A repeat within the batch is judged like a repeat of a stored event.
-                _judge_repeat(index, raw, earlier == digest, outcome)
+            if (project_id, client_id) in seen:
+                # Judged once the batch knows what its first occurrence became (_settle_repeats).
+                repeats.append(Repeat(index, project_id, client_id, digest))
                 continue
-            first_digest[(project_id, client_id)] = digest
+            seen.add((project_id, client_id))
         prepared.append(Prepared(index, row, project_id, client_id, digest, timestamp, warnings))
-    return prepared
+    return prepared, repeats
 
 
-def _judge_repeat(index: int, raw, same_content: bool, outcome: Outcome) -> None:
+def _judge_repeat(index: int, client_id: str, same_content: bool, outcome: Outcome) -> None:
     if same_content:
         outcome.duplicates += 1
         return
     outcome.rejected += 1
     message = "id: an event with this id and different content is already stored; it was left unchanged"
-    outcome.errors.append(_error_entry(index, raw, "id_conflict",
+    outcome.errors.append(_error_entry(index, {"id": client_id}, "id_conflict",
                                        {"id": ["already used for an event with different content"]}, message))
+
+
+def _settle_repeats(settled: dict, repeats: list[Repeat], outcome: Outcome) -> None:
+    """Judges in-batch repeats against what their id holds once the batch is stored.
+
+    That is the first occurrence when it was stored, but the earlier event when the
+    first occurrence was itself a repeat: a later copy of a conflicting event is a
+    conflict too, not a duplicate of something that was never stored.
+    """
+    for repeat in repeats:
+        _judge_repeat(repeat.index, repeat.client_id,
+                      settled.get((repeat.project_id, repeat.client_id)) == repeat.digest, outcome)
 
 
 _CLAIM_KEYS = """
@@ -510,7 +531,8 @@ def _stored_digests(cursor, organization_id: int, keyed: list[Prepared]) -> dict
     return {(project_id, client_id): bytes(digest) for project_id, client_id, digest in cursor.fetchall()}
 
 
-def _write(cursor, organization_id: int, prepared: list[Prepared], outcome: Outcome) -> list[Prepared]:
+def _write(cursor, organization_id: int, prepared: list[Prepared], repeats: list[Repeat],
+           outcome: Outcome) -> list[Prepared]:
     """Claims the client ids, sorts out repeats of stored events, COPYs the rest.
 
     Keys are claimed in a fixed order so concurrent batches with the same ids wait
@@ -524,11 +546,14 @@ def _write(cursor, organization_id: int, prepared: list[Prepared], outcome: Outc
             [p.digest for p in keyed], [p.timestamp for p in keyed],
         ])
         claimed = set(cursor.fetchall())
-    repeats = [p for p in keyed if (p.project_id, p.client_id) not in claimed]
-    stored = _stored_digests(cursor, organization_id, repeats)
-    for repeat in repeats:
-        _judge_repeat(repeat.index, {"id": repeat.client_id}, stored.get((repeat.project_id, repeat.client_id))
+    unclaimed = [p for p in keyed if (p.project_id, p.client_id) not in claimed]
+    stored = _stored_digests(cursor, organization_id, unclaimed)
+    for repeat in unclaimed:
+        _judge_repeat(repeat.index, repeat.client_id, stored.get((repeat.project_id, repeat.client_id))
                       == repeat.digest, outcome)
+    settled = {(p.project_id, p.client_id): p.digest for p in keyed}
+    settled.update(stored)
+    _settle_repeats(settled, repeats, outcome)
     fresh = [p for p in prepared if p.digest is None or (p.project_id, p.client_id) in claimed]
     if fresh:
         with cursor.copy(_COPY_EVENTS) as copy:
@@ -537,16 +562,21 @@ def _write(cursor, organization_id: int, prepared: list[Prepared], outcome: Outc
     return fresh
 
 
-def _check_stored(cursor, organization_id: int, prepared: list[Prepared], outcome: Outcome) -> list[Prepared]:
+def _check_stored(cursor, organization_id: int, prepared: list[Prepared], repeats: list[Repeat],
+                  outcome: Outcome) -> list[Prepared]:
     """The dry run's view of repeats: what a real send would call duplicates or conflicts."""
-    stored = _stored_digests(cursor, organization_id, [p for p in prepared if p.digest is not None])
+    keyed = [p for p in prepared if p.digest is not None]
+    stored = _stored_digests(cursor, organization_id, keyed)
     fresh = []
     for item in prepared:
         digest = stored.get((item.project_id, item.client_id))
         if item.digest is not None and digest is not None:
-            _judge_repeat(item.index, {"id": item.client_id}, digest == item.digest, outcome)
+            _judge_repeat(item.index, item.client_id, digest == item.digest, outcome)
         else:
             fresh.append(item)
+    settled = {(p.project_id, p.client_id): p.digest for p in keyed}
+    settled.update(stored)
+    _settle_repeats(settled, repeats, outcome)
     return fresh
 
 
@@ -564,13 +594,13 @@ def event_ingest_batch(*, raw_body: bytes, api_key: ApiKey, dry_run: bool = Fals
     context = Context(organization=organization, api_key=api_key, projects_by_slug=projects_by_slug,
                       now=datetime.now(UTC))
     outcome = Outcome()
-    prepared = _prepare_batch(events, context, outcome)
+    prepared, repeats = _prepare_batch(events, context, outcome)
     if prepared:
         if dry_run:
             with connection.cursor() as cursor:
-                fresh = _check_stored(cursor, organization.pk, prepared, outcome)
+                fresh = _check_stored(cursor, organization.pk, prepared, repeats, outcome)
         else:
-            fresh = _store(organization.pk, prepared, outcome)
+            fresh = _store(organization.pk, prepared, repeats, outcome)
         outcome.accepted = len(fresh)
         outcome.warnings = [
             {"index": item.index, "id": item.client_id, "fields": item.warnings} for item in fresh if item.warnings
@@ -598,18 +628,36 @@ def event_ingest_batch(*, raw_body: bytes, api_key: ApiKey, dry_run: bool = Fals
 DEADLOCK_RETRIES = 3
 
 
-def _store(organization_id: int, prepared: list[Prepared], outcome: Outcome) -> list[Prepared]:
-    ensure_partitions({(item.timestamp.year, item.timestamp.month) for item in prepared})
-    for attempt in range(DEADLOCK_RETRIES):
+def _missing_partition(error: Exception) -> bool:
+    return (isinstance(error, psycopg.errors.CheckViolation)
+            and (error.diag.message_primary or "").startswith("no partition of relation"))
+
+
+def _store(organization_id: int, prepared: list[Prepared], repeats: list[Repeat], outcome: Outcome) -> list[Prepared]:
+    months = {(item.timestamp.year, item.timestamp.month) for item in prepared}
+    ensure_partitions(months)
+    looked_again = False
+    for attempt in range(DEADLOCK_RETRIES + 1):
         trial = Outcome()
         try:
             with transaction.atomic(), connection.cursor() as cursor:
-                fresh = _write(cursor, organization_id, prepared, trial)
+                fresh = _write(cursor, organization_id, prepared, repeats, trial)
         except OperationalError as error:
             if isinstance(error.__cause__, psycopg.errors.DeadlockDetected) and attempt + 1 < DEADLOCK_RETRIES:
                 logger.warning("events.ingest_deadlock_retry", extra={"organization_id": organization_id})
                 continue
             raise
+        except psycopg.errors.CheckViolation as error:
+            # The process remembers the partitions it has seen, and one may be gone since:
+            # dropped by retention, or created inside a transaction that was rolled back.
+            # Nothing was written (the transaction rolled back); look again once and retry.
+            if not _missing_partition(error) or looked_again:
+                raise
+            looked_again = True
+            logger.warning("events.partition_cache_stale", extra={"organization_id": organization_id})
+            forget_known_partitions()
+            ensure_partitions(months)
+            continue
         outcome.duplicates += trial.duplicates
         outcome.rejected += trial.rejected
         outcome.errors.extend(trial.errors)
