@@ -1,18 +1,23 @@
+import base64
+import binascii
 import json
+from datetime import datetime
 from decimal import Decimal, localcontext
 
 import msgspec
+from django.db.models import Q
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 
 from events.filters import EventFilter
 from events.ingest import MAX_BODY_BYTES, BodyError, event_ingest_batch
 from events.selectors import event_list, taxonomy_compiled
 from koala.api import CursorPagination, TenantAPIView, TenantGenericAPIView
-from koala.exceptions import KoalaError
+from koala.exceptions import InvalidRequest, KoalaError
 from koala.money import money_str
 
 _response_encoder = msgspec.json.Encoder()
@@ -95,7 +100,49 @@ def _event_as_json(event) -> dict:
 
 
 class EventPagination(CursorPagination):
+    """Keyset pages on (timestamp, seq), newest first.
+
+    DRF's cursor holds a position in the first ordering field only and steps
+    through equal timestamps with an offset it caps at 1000, so once more than
+    1000 events shared a timestamp (a batch stamped on receipt, clients sending
+    whole seconds) the pages repeated forever. This cursor holds the last row's
+    (timestamp, seq), which is unique, and costs one index range scan per page.
+    """
+
     ordering = ("-timestamp", "-seq")
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        self.page_size = self.get_page_size(request)
+        self.base_url = request.build_absolute_uri()
+        after = self._decode(request.query_params.get(self.cursor_query_param))
+        if after is not None:
+            timestamp, seq = after
+            # The `lte` bound lets PostgreSQL range-scan; the OR then breaks the tie.
+            queryset = queryset.filter(timestamp__lte=timestamp).filter(Q(timestamp__lt=timestamp) | Q(seq__lt=seq))
+        rows = list(queryset.order_by(*self.ordering)[: self.page_size + 1])
+        self.page = rows[: self.page_size]
+        self.has_next = len(rows) > self.page_size
+        return self.page
+
+    def get_next_link(self):
+        if not self.has_next:
+            return None
+        last = self.page[-1]
+        token = base64.urlsafe_b64encode(f"{last.timestamp.isoformat()}|{last.seq}".encode()).decode()
+        return replace_query_param(self.base_url, self.cursor_query_param, token)
+
+    def _decode(self, token: str | None) -> tuple[datetime, int] | None:
+        if token is None:
+            return None
+        try:
+            timestamp, seq = base64.urlsafe_b64decode(token.encode("ascii")).decode("ascii").split("|")
+            after = datetime.fromisoformat(timestamp), int(seq)
+        except (ValueError, UnicodeError, binascii.Error):
+            after = None
+        if after is None or after[0].tzinfo is None:
+            raise InvalidRequest("cursor is not valid: follow the 'next' link as it was given.")
+        return after
 
 
 class EventCollectionApi(TenantGenericAPIView):
