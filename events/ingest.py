@@ -548,12 +548,13 @@ def _write(cursor, organization_id: int, prepared: list[Prepared], repeats: list
         claimed = set(cursor.fetchall())
     unclaimed = [p for p in keyed if (p.project_id, p.client_id) not in claimed]
     stored = _stored_digests(cursor, organization_id, unclaimed)
-    for repeat in unclaimed:
-        _judge_repeat(repeat.index, repeat.client_id, stored.get((repeat.project_id, repeat.client_id))
-                      == repeat.digest, outcome)
-    settled = {(p.project_id, p.client_id): p.digest for p in keyed}
-    settled.update(stored)
-    _settle_repeats(settled, repeats, outcome)
+    for item in unclaimed:
+        _judge_repeat(item.index, item.client_id, stored.get((item.project_id, item.client_id)) == item.digest,
+                      outcome)
+    if repeats:
+        settled = {(p.project_id, p.client_id): p.digest for p in keyed}
+        settled.update(stored)
+        _settle_repeats(settled, repeats, outcome)
     fresh = [p for p in prepared if p.digest is None or (p.project_id, p.client_id) in claimed]
     if fresh:
         with cursor.copy(_COPY_EVENTS) as copy:
@@ -574,9 +575,10 @@ def _check_stored(cursor, organization_id: int, prepared: list[Prepared], repeat
             _judge_repeat(item.index, item.client_id, digest == item.digest, outcome)
         else:
             fresh.append(item)
-    settled = {(p.project_id, p.client_id): p.digest for p in keyed}
-    settled.update(stored)
-    _settle_repeats(settled, repeats, outcome)
+    if repeats:
+        settled = {(p.project_id, p.client_id): p.digest for p in keyed}
+        settled.update(stored)
+        _settle_repeats(settled, repeats, outcome)
     return fresh
 
 

@@ -105,6 +105,7 @@ def test_a_later_copy_of_a_conflicting_event_in_the_same_batch_is_a_conflict_too
     assert counts(response) == (0, 1, 2)
     assert [(e["index"], e["code"]) for e in response.json()["errors"]] == [(0, "id_conflict"), (1, "id_conflict")]
     assert Event.objects.get(organization=organization, client_id="evt_a").cost == Decimal("1")
+    assert Event.objects.filter(organization=organization).count() == 1
 
 
 @pytest.mark.parametrize("path", ["/api/v1/events", "/api/v1/events/validate"])
@@ -118,6 +119,7 @@ def test_validate_judges_in_batch_repeats_like_a_real_send(api_as, ingest_key, o
                            content_type="application/json")
     assert counts(response) == (1, 1, 2)
     assert [e["index"] for e in response.json()["errors"]] == [0, 1]
+    assert Event.objects.filter(organization=organization).count() == (2 if path == EVENTS else 1)
 
 
 @pytest.mark.parametrize("cost", [142, "142", Decimal("142.0"), "142.000", Decimal("1.42E+2")],
@@ -138,6 +140,7 @@ def test_amounts_differing_only_past_28_digits_are_different_content(api_as, ing
     response = send(client, {**original, "cost": "12345678901234567890.123456789012345679"})
     assert counts(response) == (0, 0, 1)
     assert response.json()["errors"][0]["code"] == "id_conflict"
+    assert Event.objects.filter(organization=organization).count() == 1
 
 
 def test_a_field_sent_as_null_is_the_same_content_as_one_left_out(api_as, ingest_key, organization):
@@ -145,6 +148,7 @@ def test_a_field_sent_as_null_is_the_same_content_as_one_left_out(api_as, ingest
     client = api_as(ingest_key)
     assert counts(send(client, original)) == (1, 0, 0)
     assert counts(send(client, {**original, "currency": None, "tags": None})) == (0, 1, 0)
+    assert Event.objects.filter(organization=organization).count() == 1
 
 
 def test_the_same_id_in_another_organization_is_its_own_event(api_as, ingest_key, other_key, organization,
@@ -192,6 +196,7 @@ def test_a_failing_copy_rolls_back_the_key_claim(api_as, ingest_key, organizatio
     assert not EventKey.objects.filter(organization=organization).exists()
     monkeypatch.undo()
     assert counts(send(client, event)) == (1, 0, 0)
+    assert Event.objects.filter(organization=organization, client_id="evt_copy").count() == 1
 
 
 def _months_ago(months: int) -> datetime:
