@@ -242,7 +242,8 @@ def _check_json_value(value, depth: int, path: str) -> None:
         for key, item in value.items():
             if "\x00" in key:
                 raise _invalid("metadata", "a key contains a NUL character")
-            _check_json_value(item, depth + 1, f"{path}.{_printable(key, 40)}")
+            # No surrogate can reach here: prepare_event() rejects them while sizing the event.
+            _check_json_value(item, depth + 1, f"{path}.{key}")
     elif isinstance(value, list):
         if depth > MAX_METADATA_DEPTH:
             raise _invalid("metadata", f"is nested more than {MAX_METADATA_DEPTH} levels deep (at {path})")
@@ -429,7 +430,10 @@ def _surrogate_field(raw: dict) -> str:
 def _content_digest(raw: dict, cost: Decimal, charge: Decimal | None) -> bytes:
     """A digest of the event as sent: 142, "142" and 142.0 are the same amount, and a
     field sent as null is the same as one left out."""
-    canonical = {name: value for name, value in raw.items() if value is not None}
+    canonical = dict(raw)
+    for name, value in raw.items():  # `is None`, not `None in values()`: that calls every __eq__
+        if value is None:
+            del canonical[name]
     # The exact context: amounts have up to 38 digits, the default context keeps 28.
     canonical["cost"] = str(cost.normalize(_EXACT))
     if charge is not None:
