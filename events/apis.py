@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from events.filters import EventFilter
+from events.filters import RFC3339_HELP, EventFilter
 from events.ingest import MAX_BODY_BYTES, BodyError, event_ingest_batch
 from events.selectors import event_list, taxonomy_compiled
 from koala.api import CursorPagination, TenantAPIView, TenantGenericAPIView
@@ -145,6 +145,26 @@ class EventPagination(CursorPagination):
         return after
 
 
+def _exact(name: str, what: str) -> OpenApiParameter:
+    return OpenApiParameter(name, str, description=f"Only events whose {what} equals this (canonical value).")
+
+
+# Declared by hand: spectacular adds filter and pagination parameters to list views
+# only, and this view's GET is written out (it shares its path with ingestion).
+EVENT_LIST_PARAMETERS = [
+    OpenApiParameter("limit", int, description="1-500, default 100"),
+    OpenApiParameter("cursor", str, description="Opaque; follow the `next` link of the previous page."),
+    OpenApiParameter("project", str, description="Only events of this project (slug)."),
+    _exact("environment", "environment"), _exact("provider", "provider"), _exact("application", "application"),
+    _exact("action", "action"), _exact("user", "userId"), _exact("model", "metadata.model"),
+    _exact("status", "metadata.status"),
+    OpenApiParameter("tag", str, many=True, explode=True, description="Repeatable: events carrying any of these tags."),
+    OpenApiParameter("trace", str, description="Only events carrying this trace id."),
+    OpenApiParameter("since", OpenApiTypes.DATETIME, description="timestamp >= since. " + RFC3339_HELP),
+    OpenApiParameter("until", OpenApiTypes.DATETIME, description="timestamp < until. " + RFC3339_HELP),
+]
+
+
 class EventCollectionApi(TenantGenericAPIView):
     """GET: stored events, newest first, canonical values after normalization.
     POST: send one event, or `{"events": [...]}` with 1 to 1000."""
@@ -156,8 +176,7 @@ class EventCollectionApi(TenantGenericAPIView):
     def get_tenant_queryset(self):
         return event_list(organization=self.organization, api_key=self.api_key)
 
-    @extend_schema(parameters=[OpenApiParameter("limit", int, description="1-500, default 100")],
-                   responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=EVENT_LIST_PARAMETERS, responses=OpenApiTypes.OBJECT)
     def get(self, request):
         events = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(events)

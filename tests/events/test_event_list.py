@@ -1,6 +1,6 @@
 """GET /api/v1/events: filters, newest first, cursor pages, result fields, and tenancy."""
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
 
 import msgspec
@@ -123,10 +123,22 @@ def test_a_time_without_an_offset_means_utc(api_as, read_key, seeded):
     assert ids(api_as(read_key), f"?until={zulu}") == ["e3", "e4"]
 
 
-def test_a_bad_time_filter_is_400(api_as, read_key, seeded):
-    response = api_as(read_key).get(EVENTS + "?since=yesterday")
+def test_offsets_and_lowercase_z_are_understood_even_unencoded(api_as, read_key, seeded):
+    client = api_as(read_key)
+    plus_one = at(20).astimezone(timezone(timedelta(hours=1))).isoformat()  # "...+01:00"
+    assert ids(client, f"?since={quote(plus_one)}") == ["e1", "e2"]
+    assert ids(client, f"?since={plus_one}") == ["e1", "e2"]  # the '+' arrives as a space
+    minus = at(20).astimezone(timezone(timedelta(hours=-5))).isoformat()
+    assert ids(client, f"?until={minus}") == ["e3", "e4"]
+    assert ids(client, f"?until={at(20).strftime('%Y-%m-%dt%H:%M:%Sz')}") == ["e3", "e4"]
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2026-13-01T00:00:00Z", "9999-12-31T23:00:00-05:00", "1e9"])
+def test_a_bad_time_filter_is_400(api_as, read_key, seeded, value):
+    response = api_as(read_key).get(f"{EVENTS}?since={quote(value)}")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_request"
+    assert "RFC 3339" in response.json()["error"]["message"]
 
 
 def test_pages_follow_the_cursor_to_the_end(api_as, read_key, seeded):
@@ -215,3 +227,12 @@ def test_a_project_key_sees_only_its_project(api_as, organization, project, bill
     assert ids(client, "?project=billing") == []
     assert ids(client, "?trace=t4") == []
     assert {row["project"] for row in client.get(EVENTS).json()["results"]} == {"assistant-api"}
+
+
+def test_the_openapi_document_lists_every_filter_and_the_cursor(api_client):
+    response = api_client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    document = response.json()
+    parameters = {p["name"] for p in document["paths"]["/api/v1/events"]["get"]["parameters"]}
+    assert parameters >= {"limit", "cursor", "project", "environment", "provider", "application", "action", "user",
+                          "model", "status", "tag", "trace", "since", "until"}
