@@ -139,3 +139,43 @@ def test_counts_add_up_and_match_the_rows_stored(api_as, full_key, organization,
     # Every stored id holds the content it was first stored with; conflicts changed nothing.
     rows = Event.objects.filter(organization=organization, client_id__startswith=prefix)
     assert {(row.project.slug, row.client_id): row.cost for row in rows.select_related("project")} == stored
+
+
+# Any JSON value at all, strings with any code point (NUL, unpaired surrogates),
+# integers of any size, NaN and Infinity (json.dumps writes them as bare literals).
+any_text = st.text(alphabet=st.characters(blacklist_categories=()), max_size=20)
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | any_text
+    | st.sampled_from(["NaN", "1e400", "-1", "0.0000000000000000001", "2026-11-01T12:00:00", "prod", "USD", "EUR"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text, inner, max_size=4),
+    max_leaves=12,
+)
+FIELDS = ("id", "timestamp", "project", "cost", "charge", "currency", "environment", "provider", "application",
+          "action", "userId", "tags", "traces", "metadata")
+fuzzed_event = st.tuples(st.dictionaries(st.sampled_from(FIELDS), any_json, max_size=4),
+                         st.dictionaries(any_text, any_json, max_size=1), st.booleans())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(events=st.lists(fuzzed_event, min_size=1, max_size=4), single=st.booleans())
+def test_no_event_however_odd_gets_a_500(api_as, full_key, organization, project, billing, events, single):
+    items = []
+    for replaced, extra, drop_extra in events:
+        event = _event("assistant-api", f"fz{uuid.uuid4().hex[:12]}", "0.5")
+        event.update(replaced)
+        if not drop_extra:
+            event.update(extra)
+        items.append(event)
+    raw = json.dumps(items[0] if single else {"events": items})
+    rows_before = Event.objects.filter(organization=organization).count()
+    response = api_as(full_key).post(EVENTS, data=raw, content_type="application/json")
+    body = response.json()
+    assert response.status_code in (200, 207, 400, 422), body
+    if response.status_code >= 400:
+        assert isinstance(body["error"]["code"], str) and isinstance(body["error"]["message"], str)
+    if response.status_code != 400:
+        assert body["accepted"] + body["duplicates"] + body["rejected"] == (1 if single else len(items))
+        assert Event.objects.filter(organization=organization).count() - rows_before == body["accepted"]
+    else:
+        assert Event.objects.filter(organization=organization).count() == rows_before
