@@ -1,0 +1,140 @@
+"""A validated `ReportSpec` -> one SQL statement, and its rows -> the report.
+
+The statement always carries the tenant (organization and visible project ids)
+and the window; every value travels as a psycopg parameter. Its shape:
+
+    WITH filtered AS NOT MATERIALIZED (rows of the source inside the scope and filters),
+         grouped AS (groups and aggregate parts over filtered, tags unnested if grouped by tag),
+         ranked AS (grouped numbered in the requested order)
+    SELECT the first limit + 1 ranked rows            (rn >= 1)
+    UNION ALL
+    SELECT the totals over filtered, never unnested  (rn = 0)
+"""
+import json
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from queries.engine.metrics import METRICS
+from queries.engine.render import render_group, render_metric
+from queries.engine.sources import Group, Source, choose_source
+from queries.spec import ReportSpec
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the caller may read: its organization, the project ids it asked for
+    among those its key can see, and the organization's time zone."""
+
+    organization_id: int
+    project_ids: tuple[int, ...]
+    timezone: str
+
+
+@dataclass(frozen=True)
+class Report:
+    columns: list[str]
+    rows: list[list]
+    totals: dict
+    truncated: bool  # more groups matched than `limit`
+
+
+@dataclass(frozen=True)
+class CompiledReport:
+    sql: str
+    params: dict
+    spec: ReportSpec
+    scope: Scope
+    parts: tuple[str, ...]
+    source: str
+
+    def decode(self, rows) -> Report:
+        """The statement's rows as the contract's table and totals."""
+        tz = ZoneInfo(self.scope.timezone)
+        width = len(self.spec.group_by)
+        table, totals = [], {}
+        for row in rows:
+            parts = dict(zip(self.parts, row[1 + width:]))
+            values = [render_metric(METRICS[name], parts) for name in self.spec.metrics]
+            if row[0] == 0:
+                totals = dict(zip(self.spec.metrics, values))
+            else:
+                groups = [render_group(name, value, tz) for name, value in zip(self.spec.group_by, row[1:1 + width])]
+                table.append(groups + values)
+        return Report(columns=list(self.spec.columns), rows=table[:self.spec.limit], totals=totals,
+                      truncated=len(table) > self.spec.limit)
+
+
+def _conditions(spec: ReportSpec, source: Source, params: dict) -> list[str]:
+    column = source.column
+    conditions = [
+        f"{column('organization')} = %(organization_id)s",
+        f"{column('project')} = ANY(%(project_ids)s::bigint[])",
+        f"{column('timestamp')} >= %(start)s",
+        f"{column('timestamp')} < %(end)s",
+    ]
+    for name in sorted(spec.filters):
+        values, key = spec.filters[name], f"filter_{name}"
+        if name == "tags":
+            params[key] = list(values)
+            conditions.append(f"{column('tags')} && %({key})s::varchar[]")
+        elif name == "metadata":
+            params[key] = json.dumps(values)
+            conditions.append(f"{column('metadata')} @> %({key})s::jsonb")
+        else:
+            present = [value for value in values if value is not None]
+            anyof = []
+            if present:
+                params[key] = present
+                anyof.append(f"{column(name)} = ANY(%({key})s::text[])")
+            if None in values:
+                anyof.append(f"{column(name)} IS NULL")
+            conditions.append("(" + " OR ".join(anyof) + ")")
+    return conditions
+
+
+def _sort_key(index: int, group: Group) -> str:
+    return f'g{index} COLLATE "C"' if group.text else f"g{index}"
+
+
+def _order(spec: ReportSpec, groups: list[Group], part_columns: dict) -> str:
+    """The requested column first, then every group ascending; nulls always last."""
+    keys = []
+    if spec.order_by is not None:
+        direction = "DESC" if spec.descending else "ASC"
+        if spec.order_by in spec.group_by:
+            index = spec.group_by.index(spec.order_by)
+            keys.append(f"{_sort_key(index, groups[index])} {direction} NULLS LAST")
+        else:
+            keys.append(f"{METRICS[spec.order_by].order.format(**part_columns)} {direction} NULLS LAST")
+    keys += [f"{_sort_key(index, group)} ASC NULLS LAST" for index, group in enumerate(groups)]
+    return ", ".join(keys)
+
+
+def compile_report(spec: ReportSpec, scope: Scope, *, source: Source | None = None) -> CompiledReport:
+    """The one statement that answers `spec` within `scope`; pure, no database."""
+    source = source or choose_source(spec)
+    params = {
+        "organization_id": scope.organization_id, "project_ids": list(scope.project_ids),
+        "start": spec.start, "end": spec.end, "tz": scope.timezone, "row_limit": spec.limit + 1,
+    }
+    where = " AND ".join(_conditions(spec, source, params))
+    groups = [source.group(name) for name in spec.group_by]
+    joins = "".join(dict.fromkeys(group.join for group in groups if group.join))
+    parts = tuple(dict.fromkeys(part for name in spec.metrics for part in METRICS[name].parts))
+    part_columns = {part: f"p{index}" for index, part in enumerate(parts)}
+    aggregates = ", ".join(f"{source.part(part)} AS {part_columns[part]}" for part in parts)
+    group_selects = "".join(f"{group.sql} AS g{index}, " for index, group in enumerate(groups))
+    group_by = ("GROUP BY " + ", ".join(str(index + 1) for index in range(len(groups)))) if groups else ""
+    outputs = ", ".join([f"g{index}" for index in range(len(groups))] + list(part_columns.values()))
+    nulls = "".join("NULL, " for _ in groups)
+    order = _order(spec, groups, part_columns)
+    window = f"ORDER BY {order}" if order else ""
+    sql = (
+        f"WITH filtered AS NOT MATERIALIZED (SELECT * FROM {source.relation} e WHERE {where}), "
+        f"grouped AS (SELECT {group_selects}{aggregates} FROM filtered e{joins} {group_by}), "
+        f"ranked AS (SELECT grouped.*, row_number() OVER ({window}) AS rn FROM grouped) "
+        f"SELECT rn, {outputs} FROM ranked WHERE rn <= %(row_limit)s "
+        f"UNION ALL SELECT 0, {nulls}{aggregates} FROM filtered e "
+        f"ORDER BY 1"
+    )
+    return CompiledReport(sql=sql, params=params, spec=spec, scope=scope, parts=parts, source=source.name)
