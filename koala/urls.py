@@ -12,6 +12,7 @@ urlpatterns = [
                                                      permission_classes=[]), name="api-docs"),
     path("api/v1/", include("organizations.urls")),
     path("api/v1/", include("events.urls")),
+    path("api/v1/", include("queries.urls")),
 ]
 
 handler400 = "koala.views.bad_request"
