@@ -33,7 +33,10 @@ class IngestResponseSerializer(serializers.Serializer):
 
 def ingest_response(request, api_key, *, dry_run: bool) -> HttpResponse:
     declared = request.META.get("CONTENT_LENGTH") or "0"
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if not (declared.isascii() and declared.isdigit()):
+        # Django would fail on int() while reading the body; HTTP allows digits only.
+        raise KoalaError("invalid_request", "The Content-Length header must be a whole number of bytes.")
+    if int(declared) > MAX_BODY_BYTES:
         raise KoalaError("payload_too_large", "The body is larger than 5 MiB; send smaller batches.", status=413)
     try:
         status, body = event_ingest_batch(raw_body=request.body, api_key=api_key, dry_run=dry_run)

@@ -322,6 +322,14 @@ def test_a_body_over_5_mib_is_413(api_as, ingest_key, organization):
     assert not stored(organization).exists()
 
 
+@pytest.mark.parametrize("declared", ["abc", "-5", " 12", "1e3", "\u0661\u0662"])
+def test_a_malformed_content_length_is_400(api_as, ingest_key, organization, declared):
+    body = json.dumps(an_event())
+    response = api_as(ingest_key).post(EVENTS, data=body, content_type="application/json", CONTENT_LENGTH=declared)
+    assert_error_body(response, 400, "invalid_request")
+    assert not stored(organization).exists()
+
+
 def test_a_body_over_5_mib_without_a_content_length_is_413(ingest_key, organization):
     # A chunked body has no Content-Length to refuse it early (Django's test client
     # always sends one), so the service measures what it was given.
