@@ -29,6 +29,9 @@ class IngestResponseSerializer(serializers.Serializer):
     rejected = serializers.IntegerField()
     errors = serializers.ListField(child=serializers.DictField())
     warnings = serializers.ListField(child=serializers.DictField())
+    error = serializers.DictField(required=False, help_text=(
+        "422 only (a single event, rejected): the contract's error object, "
+        "{code, message, details: {fields}}, beside the counts."))
 
 
 def ingest_response(request, api_key, *, dry_run: bool) -> HttpResponse:
