@@ -428,12 +428,13 @@ def _surrogate_field(raw: dict) -> str:
 
 
 def _content_digest(raw: dict, cost: Decimal, charge: Decimal | None) -> bytes:
-    """A digest of the event as sent: 142, "142" and 142.0 are the same amount, and a
-    field sent as null is the same as one left out."""
+    """A digest of the event as sent: 142, "142" and 142.0 are the same amount, a field
+    sent as null is the same as one left out, and so is `project`, which the key holds."""
     canonical = dict(raw)
     for name, value in raw.items():  # `is None`, not `None in values()`: that calls every __eq__
         if value is None:
             del canonical[name]
+    canonical.pop("project", None)
     # The exact context: amounts have up to 38 digits, the default context keeps 28.
     canonical["cost"] = str(cost.normalize(_EXACT))
     if charge is not None:

@@ -315,3 +315,12 @@ def test_concurrent_overlapping_batches_in_any_order_store_each_event_once(share
     assert sum(response.json()["accepted"] for response in responses) == len(distinct)
     assert sum(response.json()["duplicates"] for response in responses) == 8 * 30 - len(distinct)
     assert Event.objects.filter(organization=organization).count() == len(distinct)
+
+
+def test_naming_the_keys_own_project_or_not_is_the_same_content(api_as, ingest_key, organization):
+    original = an_event(id="evt_p")
+    client = api_as(ingest_key)
+    assert counts(send(client, original)) == (1, 0, 0)
+    # The project is part of the idempotency key already; spelling it out changes nothing.
+    assert counts(send(client, {**original, "project": "assistant-api"})) == (0, 1, 0)
+    assert Event.objects.filter(organization=organization).count() == 1
