@@ -11,6 +11,7 @@ from queries.engine import report_csv
 from queries.models import SavedQuery
 from queries.selectors import report_run, saved_query_get, saved_query_list, saved_query_run
 from queries.services import EDITABLE_FIELDS, saved_query_create, saved_query_delete, saved_query_update
+from queries.spec import reject_unstorable_text
 
 READ_ONLY_FIELDS = ("id", "builtin", "created_at", "updated_at")
 FORMAT_PARAMETER = OpenApiParameter("format", str, enum=["json", "csv"],
@@ -100,6 +101,7 @@ class SavedQueryMixin:
         """The body's editable fields, typed; `project` resolved as the key may see it."""
         if not isinstance(data, dict):
             raise InvalidRequest("The body must be a JSON object with name, description, project and query.")
+        reject_unstorable_text(data, field="")
         for name in data:
             if name in READ_ONLY_FIELDS:
                 raise InvalidRequest(f"{name}: is read-only.", details={"field": name})

@@ -84,6 +84,34 @@ def _did_you_mean(word, choices) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def _unstorable(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, which JSON can carry as \ud800
+        return True
+    return False
+
+
+def reject_unstorable_text(value, *, field: str) -> None:
+    """Refuses NUL and lone surrogates anywhere in a JSON value (keys included):
+    PostgreSQL cannot store them and no answer may echo them. Messages name the
+    field but never repeat the text."""
+    if isinstance(value, str):
+        if _unstorable(value):
+            raise _fail(field, "contains a NUL character or an invalid Unicode code point.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{field}.{str(key)[:40]}" if field else str(key)[:40]
+            if _unstorable(str(key)):
+                raise _fail(field or "body", "has a key with a NUL character or an invalid Unicode code point.")
+            reject_unstorable_text(item, field=where)
+    elif isinstance(value, list):
+        for item in value:
+            reject_unstorable_text(item, field=field or "body")
+
+
 def parse_timestamp(value, *, field: str) -> datetime:
     """An RFC 3339 timestamp as an aware UTC datetime; no offset means UTC."""
     if not isinstance(value, str):
@@ -306,6 +334,7 @@ def report_spec_parse(body, *, timezone_name: str, now: datetime, allow_range: b
     """
     if not isinstance(body, dict):
         raise _fail(prefix.rstrip(".") or "body", f"must be a JSON object, not {_type_name(body)}.")
+    reject_unstorable_text(body, field=prefix.rstrip("."))
     for name in body:
         if name not in REPORT_FIELDS:
             raise _fail(f"{prefix}{name[:40]}", f"is not a report field{_did_you_mean(name, REPORT_FIELDS)}; "
@@ -338,6 +367,7 @@ def run_window_parse(body) -> dict:
         return {}
     if not isinstance(body, dict):
         raise _fail("body", f"must be a JSON object with from and to (or a range), not {_type_name(body)}.")
+    reject_unstorable_text(body, field="")
     for name in body:
         if name not in WINDOW_FIELDS:
             raise _fail(str(name)[:40], f"is not accepted when running a saved query; give from and to, "
