@@ -9,6 +9,7 @@ import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -119,6 +120,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
         status, code, message = 403, "permission_denied", "This key may not do that."
     elif isinstance(exc, RequestDataTooBig):
         status, code, message = 413, "payload_too_large", "The body is larger than 5 MiB."
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is down, restarting or overloaded: the client should retry, not give up.
+        logger.warning("api.database_unavailable", extra={"error": type(exc).__name__})
+        status, code, message = 503, "unavailable", "The database is unavailable; retry shortly."
+        headers = {"Retry-After": "5"}
     elif isinstance(exc, drf.APIException):
         request = context.get("request")
         method = request.method if request is not None else "This method"

@@ -137,3 +137,17 @@ def test_unexpected_exception_is_a_500_with_request_id_and_no_traceback(api_as, 
     assert "secret internals" not in response.content.decode()
     assert "Traceback" not in response.content.decode()
     assert response["X-Request-ID"] == "req-12345678"
+
+
+def test_a_database_outage_is_a_503_with_retry_after(api_as, read_key, monkeypatch):
+    from django.db import OperationalError
+
+    from organizations import apis
+
+    def database_gone(self, request):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(apis.KeyInfoApi, "get", database_gone)
+    response = api_as(read_key).get("/api/v1/me")
+    assert_error_body(response, 503, "unavailable")
+    assert response["Retry-After"] == "5"
