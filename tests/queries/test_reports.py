@@ -112,7 +112,8 @@ def test_the_numbers_by_hand(api_as, read_key, stored):
     rows = {row[0]: dict(zip(answer["columns"], row)) for row in answer["rows"]}
     assert list(rows) == ["anthropic", "google", "mistral", "openai"]
     anthropic = rows["anthropic"]
-    assert (anthropic["count"], anthropic["cost"], anthropic["charge"], anthropic["margin"]) == (2, "1.75", "1", "-0.25")
+    assert (anthropic["count"], anthropic["cost"], anthropic["charge"], anthropic["margin"]) == (
+        2, "1.75", "1", "-0.25")
     assert anthropic["margin_pct"] == -25.0  # only the charged event counts: (1 - 1.25) / 1
     assert (anthropic["uncharged_count"], anthropic["uncharged_cost"]) == (1, "0.5")
     assert (anthropic["error_count"], anthropic["error_rate"], anthropic["users"]) == (1, 0.5, 1)
