@@ -4,7 +4,6 @@ organization's offset."""
 import csv
 import io
 from datetime import datetime
-from decimal import Decimal, localcontext
 from zoneinfo import ZoneInfo
 
 from koala.money import money_str
@@ -12,19 +11,9 @@ from queries.engine.metrics import MONEY, Metric
 from queries.spec import TIME_GROUPS
 
 
-def exact_money_str(amount: Decimal | None) -> str | None:
-    """`money_str` with enough precision for any sum: `normalize()` rounds to the
-    context's 28 digits, and numeric(38, 18) sums have more."""
-    if amount is None:
-        return None
-    with localcontext() as context:
-        context.prec = max(context.prec, len(amount.as_tuple().digits))
-        return money_str(amount)
-
-
 def render_metric(metric: Metric, parts: dict):
     value = metric.finish(*(parts[part] for part in metric.parts))
-    return exact_money_str(value) if metric.kind == MONEY else value
+    return money_str(value) if metric.kind == MONEY else value
 
 
 def render_group(name: str, value, tz: ZoneInfo):
