@@ -25,6 +25,7 @@ class ProjectListApi(TenantGenericAPIView):
     def get_tenant_queryset(self):
         return self.visible_projects()
 
+    @extend_schema(operation_id="projects_list")
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
