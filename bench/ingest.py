@@ -22,6 +22,7 @@ import json
 import multiprocessing as mp
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +36,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench import eventgen, pgcopy, procstats  # noqa: E402  (after the path fix, light imports only)
+
+# Where the application's code is taken from: the work tree, or an export of --rev.
+APP_DIR = REPO
+EXPORTED_REV = None
 
 ORG_SLUG = "bench"
 PROJECT_SLUG = "bench-app"
@@ -249,14 +254,16 @@ class Bench:
             "ALLOWED_HOSTS": "127.0.0.1",
             "LOG_LEVEL": "WARNING",
             "DEBUG": "false",
+            # manage.py would otherwise (re)create or reinstall a virtual environment beside the code.
+            "KOALA_NO_VENV": "1",
         })
         return env
 
     def setup(self) -> None:
         fresh = self.db.create(keep=self.args.keep)
         log(f"database {self.db.name}: {'created' if fresh else 'kept'}; migrating")
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=self.env(),
-                       check=True)
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=APP_DIR,
+                       env=self.env(), check=True)
         os.environ.update(self.env())
         import django
 
@@ -394,11 +401,12 @@ class Bench:
             lo = start.timestamp() + span * offset / missing
             hi = start.timestamp() + span * (offset + count) / missing
             offset += count
-            process = self.ctx.Process(target=pgcopy.preload_worker, args=(
+            process = self.ctx.Process(daemon=True, target=pgcopy.preload_worker, args=(
                 index, self.db.url, self.columns, self.organization_id, self.project_id, tails, count, lo, hi,
                 self.args.preload_chunk, SEED + 1000 * (rows + 1) + index, progress))
             process.start()
             workers.append(process)
+        self.children = workers
         started = time.monotonic()
         done, finished, last_report = 0, 0, started
         while finished < len(workers):
@@ -441,7 +449,7 @@ class Bench:
             command.append("--no-control-socket")
         self.server_log = open(self.workdir / "gunicorn.log", "wb")
         log(f"starting {' '.join(command[1:])} (log: {self.workdir / 'gunicorn.log'})")
-        self.gunicorn = subprocess.Popen(command, cwd=REPO, env=self.env(), stdout=self.server_log,
+        self.gunicorn = subprocess.Popen(command, cwd=APP_DIR, env=self.env(), stdout=self.server_log,
                                          stderr=subprocess.STDOUT)
         self.result["config"]["gunicorn_command"] = " ".join(command[1:])
         import http.client
@@ -479,8 +487,9 @@ class Bench:
         args = self.args
         ready, results, go = self.ctx.Queue(), self.ctx.Queue(), self.ctx.Event()
         start_at, stop_at = self.ctx.Value("d", 0.0), self.ctx.Value("d", 0.0)
-        processes = [self.ctx.Process(target=target, args=(*argset, ready, go, start_at, stop_at, results))
-                     for argset in argsets]
+        processes = [self.ctx.Process(target=target, args=(*argset, ready, go, start_at, stop_at, results),
+                                      daemon=True) for argset in argsets]
+        self.children = processes
         for process in processes:
             process.start()
         for _ in processes:
@@ -714,6 +723,9 @@ class Bench:
                 "cprofile_file": str(path)}
 
     def shutdown(self) -> None:
+        for process in getattr(self, "children", []):
+            if process.is_alive():
+                process.terminate()
         self.stop_server()
 
 
@@ -733,13 +745,18 @@ def cpu_per_event(cpu: dict, events: int) -> dict:
     return per_event
 
 
-def git_state() -> dict:
-    """The commit measured, and the application files that differ from it (others edit in parallel)."""
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+def git_revision(rev: str) -> str:
+    return subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO, capture_output=True, text=True).stdout.strip()
 
-    dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
-    return {"commit": git("rev-parse", "--short", "HEAD"), "modified_files": dirty}
+
+def git_state() -> dict:
+    """The code measured: an exported revision, or the work tree with the files that differ from HEAD."""
+    if APP_DIR != REPO:
+        return {"source": f"git archive of {EXPORTED_REV}", "commit": git_revision(EXPORTED_REV)}
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
+                            text=True).stdout
+    return {"source": "work tree", "commit": git_revision("HEAD"),
+            "modified_files": [line[3:] for line in status.splitlines() if line[3:]]}
 
 
 def summarize_collapsed(paths: list[Path], top: int = 60) -> dict:
@@ -904,6 +921,8 @@ def parse_args(argv=None):
                         help="before each segment, wait up to this long for other processes to go idle")
     parser.add_argument("--quiet-cores", type=float, default=0.3,
                         help="what counts as idle for --wait-quiet: cores busy outside the benchmark")
+    parser.add_argument("--rev", default=None,
+                        help="measure this git revision (exported with git archive) instead of the work tree")
     parser.add_argument("--port", type=int, default=0, help="gunicorn port (default: a free one)")
     parser.add_argument("--json", action="store_true",
                         help="print the full result as JSON on stdout (the table then goes to stderr)")
@@ -913,8 +932,26 @@ def parse_args(argv=None):
     return args
 
 
+def export_revision(rev: str) -> Path:
+    """`git archive` of a revision into a temporary folder: the code measured cannot change mid-run."""
+    global APP_DIR, EXPORTED_REV
+    target = Path(tempfile.mkdtemp(prefix="koala-bench-src-"))
+    archive = subprocess.run(["git", "archive", "--format=tar", rev], cwd=REPO, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    APP_DIR, EXPORTED_REV = target, rev
+    sys.path.insert(0, str(target))
+    return target
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.rev:
+        log(f"measuring {args.rev} ({git_revision(args.rev)}), exported to {export_revision(args.rev)}")
+
+    def stop(signum, frame):
+        raise SystemExit(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
     bench = Bench(args)
     try:
         result = bench.run()
