@@ -133,7 +133,8 @@ def window_metrics(records: list[tuple], window_start: float, window_end: float,
     seconds = window_end - window_start
     latencies = sorted(r[1] - r[0] for r in inside)
     events = sum(r[3] for r in inside)
-    buckets = [0] * max(1, int(seconds // bucket_s))
+    buckets = [0] * max(1, round(seconds / bucket_s))
+    bucket_s = seconds / len(buckets)
     for r in inside:
         slot = min(len(buckets) - 1, int((r[1] - window_start) // bucket_s))
         buckets[slot] += r[3]
