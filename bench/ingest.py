@@ -307,6 +307,19 @@ class Bench:
         bound = meta.get("preload_until")
         return int(meta.get("preload_rows", 0)), datetime.fromisoformat(bound) if bound else None
 
+    def verify_preload(self) -> None:
+        """A kept database must still hold what bench_meta says was preloaded (someone may have
+        truncated or deleted rows); otherwise the bookkeeping is corrected to what is there."""
+        rows, bound = self.preload_state()
+        if not rows:
+            return
+        with self.db.connect() as conn:
+            found = conn.execute('SELECT count(*) FROM events_eventkey WHERE organization_id = %s AND "timestamp" <= %s',
+                                 [self.organization_id, bound]).fetchone()[0]
+        if found != rows:
+            log(f"bench_meta says {rows:,} preloaded events but the table holds {found:,}: correcting it")
+            self.db.set_meta(preload_rows=found)
+
     # cleaning between segments
 
     def cleanup(self) -> None:
@@ -614,6 +627,7 @@ class Bench:
         args = self.args
         self.setup()
         levels = sorted({int(level) for level in args.preload.split(",")})
+        self.verify_preload()
         if args.profile_only:
             self.cleanup()
             self.result["profile"] = self.profile(args.profile or 20)
