@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-import events.ingest
+import events.ingest.store
 import events.partitions
 from events.models import Event, EventKey
 from events.partitions import forget_known_partitions, partition_name
@@ -162,7 +162,7 @@ def test_the_same_id_in_another_organization_is_its_own_event(api_as, ingest_key
 def test_a_failure_between_deduplication_and_the_write_leaves_the_event_retryable(api_as, ingest_key,
                                                                                    organization, monkeypatch):
     claimed_before_failure = []
-    real_stored_digests = events.ingest._stored_digests
+    real_stored_digests = events.ingest.store.stored_digests
 
     def fail_after_the_claim(cursor, organization_id, keyed):
         real_stored_digests(cursor, organization_id, keyed)
@@ -170,7 +170,7 @@ def test_a_failure_between_deduplication_and_the_write_leaves_the_event_retryabl
         claimed_before_failure.append(cursor.fetchone()[0])
         raise RuntimeError("the disk filled up")
 
-    monkeypatch.setattr(events.ingest, "_stored_digests", fail_after_the_claim)
+    monkeypatch.setattr(events.ingest.store, "stored_digests", fail_after_the_claim)
     event = an_event(id="evt_retry")
     client = api_as(ingest_key)
     response = send(client, event)
@@ -181,14 +181,14 @@ def test_a_failure_between_deduplication_and_the_write_leaves_the_event_retryabl
     assert not EventKey.objects.filter(organization=organization).exists()
     assert not Event.objects.filter(organization=organization).exists()
 
-    monkeypatch.setattr(events.ingest, "_stored_digests", real_stored_digests)
+    monkeypatch.setattr(events.ingest.store, "stored_digests", real_stored_digests)
     retry = send(client, event)
     assert (retry.status_code, counts(retry)) == (200, (1, 0, 0))
     assert Event.objects.filter(organization=organization, client_id="evt_retry").count() == 1
 
 
 def test_a_failing_copy_rolls_back_the_key_claim(api_as, ingest_key, organization, monkeypatch):
-    monkeypatch.setattr(events.ingest, "_COPY_EVENTS", "COPY events_event (no_such_column) FROM STDIN")
+    monkeypatch.setattr(events.ingest.store, "_COPY_EVENTS", "COPY events_event (no_such_column) FROM STDIN")
     event = an_event(id="evt_copy")
     client = api_as(ingest_key)
     response = send(client, event)

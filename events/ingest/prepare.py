@@ -1,0 +1,171 @@
+"""One event from raw JSON to a row ready for COPY: validated, normalized, digested."""
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from events.ingest.fields import (EventProblem, amount_field, check_json_value, invalid, int_or_none, str_or_none,
+                                  string_list_field, surrogate_field, text_field, timestamp_field, type_name,
+                                  unknown_fields_message)
+from events.ingest.limits import (EXACT, EVENT_FIELDS, MAX_EVENT_BYTES, MAX_METADATA_BYTES, STRING_LIMITS, json_encoder,
+                                  sizing_encoder, sorted_json_encoder)
+from events.ingest.outcome import Outcome, error_entry
+from events.selectors import taxonomy_compiled
+from organizations.currencies import CURRENCY_CODES
+from organizations.models import ApiKey, Organization
+
+
+@dataclass
+class Context:
+    organization: Organization
+    api_key: ApiKey
+    projects_by_slug: dict
+    now: datetime
+
+
+def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
+    """Validates one raw event; returns (row, project_id, client_id, digest, timestamp, warnings).
+
+    Raises EventProblem for an event that must be rejected.
+    """
+    if not isinstance(raw, dict):
+        raise EventProblem("invalid", {"event": [f"must be a JSON object, not {type_name(raw)}"]})
+    try:
+        size = len(sizing_encoder.encode(raw))
+    except UnicodeEncodeError:
+        # JSON's \ud800 escapes can smuggle in unpaired surrogates, which are not text:
+        # PostgreSQL cannot store them, and no message may echo them. Encoding the
+        # event is needed for its size anyway, so catching them here costs nothing.
+        raise EventProblem("invalid", {surrogate_field(raw): [
+            "contains an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape), which is not text"]}) from None
+    unknown = [name for name in raw if name not in EVENT_FIELDS]
+    if unknown:
+        raise EventProblem("invalid", unknown_fields_message(unknown))
+    if size > MAX_EVENT_BYTES:
+        raise EventProblem("too_large", {"event": [f"is {size} bytes serialized; at most 32 KiB"]})
+    get = raw.get
+    client_id = text_field("id", get("id"), 128)
+    organization = context.organization
+    project_slug = get("project")
+    if context.api_key.project_id is not None:
+        project = context.api_key.project
+        if project_slug is not None and project_slug != project.slug:
+            raise invalid("project", f"this key sends events for '{project.slug}' only, not '{project_slug}'")
+    elif project_slug is None:
+        raise invalid("project", "is required with an organization key: name the project's slug")
+    else:
+        if not isinstance(project_slug, str):
+            raise invalid("project", f"must be a project slug string, not {type_name(project_slug)}")
+        project = context.projects_by_slug.get(project_slug)
+        if project is None:
+            known = ", ".join(sorted(context.projects_by_slug)[:10])
+            raise invalid("project", f"'{project_slug[:64]}' is not a project of this organization (known: {known})")
+    timestamp = timestamp_field(get("timestamp"), context.now)
+    cost = amount_field("cost", get("cost"), nullable=False)
+    charge = amount_field("charge", get("charge"), nullable=True)
+    currency = get("currency")
+    if currency is None:  # absent or null, like every optional field
+        currency = organization.reporting_currency
+    if not isinstance(currency, str) or currency not in CURRENCY_CODES:
+        raise invalid("currency", f"'{str(currency)[:12]}' is not an ISO 4217 currency code (USD, EUR, ...)")
+    if currency != organization.reporting_currency:
+        raise invalid("currency", f"{currency} cannot be converted yet: send amounts in "
+                                   f"{organization.reporting_currency}, the organization's reporting currency")
+    strings = {name: text_field(name, get(name), limit) for name, limit in STRING_LIMITS.items()}
+    tags = string_list_field("tags", get("tags"), 64)
+    traces = string_list_field("traces", get("traces"), 128)
+    metadata = get("metadata")
+    if metadata is None:
+        metadata = {}
+    elif not isinstance(metadata, dict):
+        raise invalid("metadata", f"must be an object, not {type_name(metadata)}")
+    elif metadata:
+        check_json_value(metadata, 1, "metadata")
+        size = len(json_encoder.encode(metadata))
+        if size > MAX_METADATA_BYTES:
+            raise invalid("metadata", f"is {size} bytes serialized; at most 16 KiB")
+
+    checked = {**strings, "tags": tags, "traces": traces, "charge": charge, "metadata": metadata}
+    verdict = taxonomy.check(checked)
+    if verdict.errors:
+        raise EventProblem("taxonomy_violation", verdict.errors)
+    if verdict.values:
+        checked.update(verdict.values)
+    metadata = checked["metadata"]
+    if client_id is None:
+        client_id = f"evt_{uuid.uuid4().hex}"
+        digest = None
+    else:
+        digest = content_digest(raw, cost, charge)
+    row = (
+        organization.pk, project.pk, client_id, timestamp, context.now, cost, charge, currency, cost, charge,
+        checked["environment"], checked["provider"], checked["application"], checked["action"], checked["userId"],
+        checked["tags"], checked["traces"], json_encoder.encode(metadata).decode(),
+        str_or_none(metadata.get("model"), 200), int_or_none(metadata.get("latencyMs")),
+        int_or_none(metadata.get("inputTokens")), int_or_none(metadata.get("outputTokens")),
+        str_or_none(metadata.get("status"), 16), str_or_none(metadata.get("errorType"), 200),
+        list(verdict.flags),
+    )
+    return row, project.pk, client_id, digest, timestamp, verdict.warnings
+
+
+def content_digest(raw: dict, cost: Decimal, charge: Decimal | None) -> bytes:
+    """A digest of the event as sent: 142, "142" and 142.0 are the same amount, a field
+    sent as null is the same as one left out, and so is `project`, which the key holds."""
+    canonical = dict(raw)
+    for name, value in raw.items():  # `is None`, not `None in values()`: that calls every __eq__
+        if value is None:
+            del canonical[name]
+    canonical.pop("project", None)
+    # The exact context: amounts have up to 38 digits, the default context keeps 28.
+    canonical["cost"] = str(cost.normalize(EXACT))
+    if charge is not None:
+        canonical["charge"] = str(charge.normalize(EXACT))
+    return hashlib.blake2b(sorted_json_encoder.encode(canonical), digest_size=16).digest()
+
+
+@dataclass
+class Prepared:
+    index: int
+    row: tuple
+    project_id: int
+    client_id: str
+    digest: bytes | None
+    timestamp: datetime
+    warnings: dict
+
+
+@dataclass
+class Repeat:
+    """A later occurrence of an id already seen in the same batch."""
+
+    index: int
+    project_id: int
+    client_id: str
+    digest: bytes
+
+
+def prepare_batch(events: list, context: Context, outcome: Outcome) -> tuple[list[Prepared], list[Repeat]]:
+    """Validates every event; rejected ones go to `outcome`, in-batch repeats to the second list."""
+    taxonomy = taxonomy_compiled(organization=context.organization)
+    prepared: list[Prepared] = []
+    repeats: list[Repeat] = []
+    seen: set[tuple[int, str]] = set()
+    for index, raw in enumerate(events):
+        try:
+            row, project_id, client_id, digest, timestamp, warnings = prepare_event(raw, index, context, taxonomy)
+        except EventProblem as problem:
+            outcome.rejected += 1
+            outcome.errors.append(error_entry(index, raw, problem.code, problem.fields, problem.message()))
+            continue
+        if digest is not None:
+            if (project_id, client_id) in seen:
+                # Judged once the batch knows what its first occurrence became (settle_repeats).
+                repeats.append(Repeat(index, project_id, client_id, digest))
+                continue
+            seen.add((project_id, client_id))
+        prepared.append(Prepared(index, row, project_id, client_id, digest, timestamp, warnings))
+    return prepared, repeats
+
+
