@@ -98,6 +98,37 @@ def type_name(value) -> str:
             Decimal: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
+def json_value_storable(value, depth: int) -> bool:
+    """The fast pass of check_json_value: True when nothing in `value` needs a message."""
+    kind = type(value)
+    if kind is str:
+        return "\x00" not in value
+    if kind is dict:
+        if depth > MAX_METADATA_DEPTH:
+            return False
+        for key, item in value.items():
+            if "\x00" in key:
+                return False
+            item_kind = type(item)
+            if item_kind is str:
+                if "\x00" in item:
+                    return False
+            elif item_kind is not int and item_kind is not bool and item is not None:
+                if not json_value_storable(item, depth + 1):
+                    return False
+        return True
+    if kind is list:
+        if depth > MAX_METADATA_DEPTH:
+            return False
+        return all(json_value_storable(item, depth + 1) for item in value)
+    if kind is int or kind is bool or value is None:
+        return True
+    if kind is Decimal:
+        return (value.is_finite() and (not value or -MAX_METADATA_EXPONENT <= value.adjusted() <= MAX_METADATA_EXPONENT)
+                and value.as_tuple().exponent >= -MAX_METADATA_EXPONENT)
+    return False
+
+
 def check_json_value(value, depth: int, path: str) -> None:
     """Metadata must be storable as jsonb: finite numbers, no NUL, at most 5 levels."""
     # `depth` counts containers, metadata itself being 1: five levels are allowed.

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from events.ingest.fields import (EventProblem, amount_field, check_json_value, invalid, int_or_none, str_or_none,
+from events.ingest.copytext import copy_decimal, copy_int, copy_optional_text, copy_text, copy_text_array
+from events.ingest.fields import (EventProblem, amount_field, check_json_value, invalid, int_or_none, json_value_storable, str_or_none,
                                   string_list_field, surrogate_field, text_field, timestamp_field, type_name,
                                   unknown_fields_message)
 from events.ingest.limits import (EXACT, EVENT_FIELDS, MAX_EVENT_BYTES, MAX_METADATA_BYTES, STRING_LIMITS, json_encoder,
@@ -22,10 +23,17 @@ class Context:
     api_key: ApiKey
     projects_by_slug: dict
     now: datetime
+    # Column texts shared by every row of the batch, formatted once.
+    organization_text: str = ""
+    received_at_text: str = ""
+
+    def __post_init__(self):
+        self.organization_text = str(self.organization.pk)
+        self.received_at_text = self.now.isoformat()
 
 
 def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
-    """Validates one raw event; returns (row, project_id, client_id, digest, timestamp, warnings).
+    """Validates one raw event; returns (COPY line, project_id, client_id, digest, timestamp, warnings).
 
     Raises EventProblem for an event that must be rejected.
     """
@@ -76,15 +84,18 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
     tags = string_list_field("tags", get("tags"), 64)
     traces = string_list_field("traces", get("traces"), 128)
     metadata = get("metadata")
+    metadata_json = b"{}"
     if metadata is None:
         metadata = {}
     elif not isinstance(metadata, dict):
         raise invalid("metadata", f"must be an object, not {type_name(metadata)}")
     elif metadata:
-        check_json_value(metadata, 1, "metadata")
-        size = len(json_encoder.encode(metadata))
-        if size > MAX_METADATA_BYTES:
-            raise invalid("metadata", f"is {size} bytes serialized; at most 16 KiB")
+        if not json_value_storable(metadata, 1):
+            check_json_value(metadata, 1, "metadata")  # the slow walk that names the offending path
+            raise invalid("metadata", "holds a value PostgreSQL cannot store as JSON")
+        metadata_json = json_encoder.encode(metadata)
+        if len(metadata_json) > MAX_METADATA_BYTES:
+            raise invalid("metadata", f"is {len(metadata_json)} bytes serialized; at most 16 KiB")
 
     checked = {**strings, "tags": tags, "traces": traces, "charge": charge, "metadata": metadata}
     verdict = taxonomy.check(checked)
@@ -92,22 +103,28 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
         raise EventProblem("taxonomy_violation", verdict.errors)
     if verdict.values:
         checked.update(verdict.values)
-    metadata = checked["metadata"]
+        if "metadata" in verdict.values:
+            metadata = checked["metadata"]
+            metadata_json = json_encoder.encode(metadata)
     if client_id is None:
         client_id = f"evt_{uuid.uuid4().hex}"
         digest = None
     else:
         digest = content_digest(raw, cost, charge)
-    row = (
-        organization.pk, project.pk, client_id, timestamp, context.now, cost, charge, currency, cost, charge,
-        checked["environment"], checked["provider"], checked["application"], checked["action"], checked["userId"],
-        checked["tags"], checked["traces"], json_encoder.encode(metadata).decode(),
-        str_or_none(metadata.get("model"), 200), int_or_none(metadata.get("latencyMs")),
-        int_or_none(metadata.get("inputTokens")), int_or_none(metadata.get("outputTokens")),
-        str_or_none(metadata.get("status"), 16), str_or_none(metadata.get("errorType"), 200),
-        list(verdict.flags),
-    )
-    return row, project.pk, client_id, digest, timestamp, verdict.warnings
+    cost_text, charge_text = str(cost), copy_decimal(charge)
+    line = "\t".join((
+        context.organization_text, str(project.pk), copy_text(client_id), timestamp.isoformat(),
+        context.received_at_text, cost_text, charge_text, currency, cost_text, charge_text,
+        copy_optional_text(checked["environment"]), copy_optional_text(checked["provider"]),
+        copy_optional_text(checked["application"]), copy_optional_text(checked["action"]),
+        copy_optional_text(checked["userId"]), copy_text_array(checked["tags"]), copy_text_array(checked["traces"]),
+        copy_text(metadata_json.decode()),
+        copy_optional_text(str_or_none(metadata.get("model"), 200)), copy_int(int_or_none(metadata.get("latencyMs"))),
+        copy_int(int_or_none(metadata.get("inputTokens"))), copy_int(int_or_none(metadata.get("outputTokens"))),
+        copy_optional_text(str_or_none(metadata.get("status"), 16)),
+        copy_optional_text(str_or_none(metadata.get("errorType"), 200)), copy_text_array(verdict.flags),
+    )) + "\n"
+    return line, project.pk, client_id, digest, timestamp, verdict.warnings
 
 
 def content_digest(raw: dict, cost: Decimal, charge: Decimal | None) -> bytes:
@@ -128,7 +145,7 @@ def content_digest(raw: dict, cost: Decimal, charge: Decimal | None) -> bytes:
 @dataclass
 class Prepared:
     index: int
-    row: tuple
+    line: str
     project_id: int
     client_id: str
     digest: bytes | None
@@ -154,7 +171,7 @@ def prepare_batch(events: list, context: Context, outcome: Outcome) -> tuple[lis
     seen: set[tuple[int, str]] = set()
     for index, raw in enumerate(events):
         try:
-            row, project_id, client_id, digest, timestamp, warnings = prepare_event(raw, index, context, taxonomy)
+            line, project_id, client_id, digest, timestamp, warnings = prepare_event(raw, index, context, taxonomy)
         except EventProblem as problem:
             outcome.rejected += 1
             outcome.errors.append(error_entry(index, raw, problem.code, problem.fields, problem.message()))
@@ -165,7 +182,7 @@ def prepare_batch(events: list, context: Context, outcome: Outcome) -> tuple[lis
                 repeats.append(Repeat(index, project_id, client_id, digest))
                 continue
             seen.add((project_id, client_id))
-        prepared.append(Prepared(index, row, project_id, client_id, digest, timestamp, warnings))
+        prepared.append(Prepared(index, line, project_id, client_id, digest, timestamp, warnings))
     return prepared, repeats
 
 

@@ -284,3 +284,21 @@ def test_a_project_key_of_another_project_is_not_told_about_this_one(api_as, org
     response = send(api_as(key), an_event(project="assistant-api"))
     assert response.status_code == 422
     assert not stored(organization).exists()
+
+
+def test_text_with_quotes_backslashes_tabs_and_newlines_is_stored_exactly(api_as, ingest_key, read_key,
+                                                                           organization):
+    awkward = ['a"b', "back\\slash", "tab\tx", "nl\nx", "cr\rx", "{brace}", "comma,x", "ünïcode", "NULL", "\\N"]
+    event = an_event(
+        tags=awkward, traces=awkward, application='app\\with\t"tab"', userId='u"\\\n\\N',
+        metadata={"model": "m\\\t1", "prompt": {"text": 'line1\nline2\t\\ "q" \\N', "k\\": ["x\"y", "\\"]}},
+    )
+    response = send(api_as(ingest_key), event)
+    assert response.status_code == 200, response.content
+    assert stored(organization).count() == 1
+    [row] = listed(api_as(read_key))
+    assert row["tags"] == awkward and row["traces"] == awkward
+    assert row["application"] == 'app\\with\t"tab"'
+    assert row["userId"] == 'u"\\\n\\N'
+    assert row["metadata"]["prompt"] == event["metadata"]["prompt"]
+    assert Event.objects.get(organization=organization).model == "m\\\t1"
