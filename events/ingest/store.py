@@ -4,6 +4,7 @@ import logging
 import psycopg.errors
 from django.db import OperationalError, connection, transaction
 
+from events.ingest.copytext import array_literal, bytea_array_literal
 from events.ingest.limits import COPY_COLUMNS
 from events.ingest.outcome import Outcome, judge_repeat, settle_repeats
 from events.ingest.prepare import Prepared, Repeat
@@ -15,6 +16,7 @@ logger = logging.getLogger(__name__)
 _CLAIM_KEYS = """
 INSERT INTO events_eventkey (organization_id, project_id, client_id, content_hash, "timestamp")
 SELECT %s, claim.* FROM unnest(%s::bigint[], %s::text[], %s::bytea[], %s::timestamptz[]) AS claim
+ORDER BY 1, 2, 3
 ON CONFLICT DO NOTHING
 RETURNING project_id, client_id
 """
@@ -27,10 +29,14 @@ WHERE k.organization_id = %s
 _COPY_EVENTS = "COPY events_event ({}) FROM STDIN".format(", ".join(f'"{name}"' for name in COPY_COLUMNS))
 
 
+def _ids(items: list[Prepared]) -> str:
+    return "{" + ",".join([str(item.project_id) for item in items]) + "}"
+
+
 def stored_digests(cursor, organization_id: int, keyed: list[Prepared]) -> dict:
     if not keyed:
         return {}
-    cursor.execute(_STORED_KEYS, [[p.project_id for p in keyed], [p.client_id for p in keyed], organization_id])
+    cursor.execute(_STORED_KEYS, [_ids(keyed), array_literal([p.client_id for p in keyed]), organization_id])
     return {(project_id, client_id): bytes(digest) for project_id, client_id, digest in cursor.fetchall()}
 
 
@@ -45,8 +51,8 @@ def write_batch(cursor, organization_id: int, prepared: list[Prepared], repeats:
     claimed: set = set()
     if keyed:
         cursor.execute(_CLAIM_KEYS, [
-            organization_id, [p.project_id for p in keyed], [p.client_id for p in keyed],
-            [p.digest for p in keyed], [p.timestamp for p in keyed],
+            organization_id, _ids(keyed), array_literal([p.client_id for p in keyed]),
+            bytea_array_literal([p.digest for p in keyed]), array_literal([p.timestamp.isoformat() for p in keyed]),
         ])
         claimed = set(cursor.fetchall())
     unclaimed = [p for p in keyed if (p.project_id, p.client_id) not in claimed]
