@@ -22,6 +22,7 @@ import json
 import multiprocessing as mp
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -269,6 +270,10 @@ class Bench:
         import django
 
         django.setup()
+        import events.ingest
+
+        if not Path(events.ingest.__file__).resolve().is_relative_to(APP_DIR.resolve()):
+            raise RuntimeError(f"the application was imported from {events.ingest.__file__}, not from {APP_DIR}")
         from organizations.models import Organization, Project
         from organizations.services import api_key_create, organization_create, project_create
 
@@ -728,7 +733,7 @@ class Bench:
         top = []
         for (filename, line, function), (cc, nc, tottime, cumtime, _) in sorted(
                 stats.stats.items(), key=lambda item: -item[1][2])[:25]:
-            short = filename.replace(str(REPO) + "/", "").split("site-packages/")[-1]
+            short = filename.replace(str(APP_DIR) + "/", "").replace(str(REPO) + "/", "").split("site-packages/")[-1]
             top.append({"function": f"{short}:{line}({function})", "calls_per_event": round(nc / profiled_events, 2),
                         "tottime_us_per_event": round(tottime / profiled_events * 1e6, 2),
                         "cumtime_us_per_event": round(cumtime / profiled_events * 1e6, 2)})
@@ -807,7 +812,7 @@ def _frame_name(frame: str) -> str:
     """`prepare_event (events/ingest.py:312)` -> `prepare_event (events/ingest.py)`."""
     name, _, where = frame.partition(" (")
     where = where.rstrip(")").rsplit(":", 1)[0]
-    where = where.split("site-packages/")[-1].replace(str(REPO) + "/", "")
+    where = where.split("site-packages/")[-1].replace(str(APP_DIR) + "/", "").replace(str(REPO) + "/", "")
     return f"{name} ({where})" if where else name
 
 
@@ -852,7 +857,8 @@ def render_table(result: dict) -> str:
             bound = segment.get("cpu_us_per_event", {}).get("cpu_bound_events_per_s")
             lines.append(
                 f"{phase['label']:>6} {name:<7} CPU busy {cpu['busy_cores']:.2f}/{cpu['cores']} cores "
-                f"(iowait {cpu['iowait_cores']:.2f}); CPU us/event: {per_event}; CPU-bound at "
+                f"(iowait {cpu['iowait_cores']:.2f}, steal {cpu.get('steal_cores', 0):.2f}); CPU us/event: {per_event}; "
+                f"CPU-bound at "
                 f"{bound or 0:,} ev/s; WAL {pg['wal_bytes_per_event']} "
                 f"B/event, {pg['checkpoints']} checkpoints; per-5s ev/s {min(segment['bucket_events_per_s']):,}"
                 f"..{max(segment['bucket_events_per_s']):,}")
@@ -953,8 +959,12 @@ def export_revision(rev: str) -> Path:
     target = Path(tempfile.mkdtemp(prefix="koala-bench-src-"))
     archive = subprocess.run(["git", "archive", "--format=tar", rev], cwd=REPO, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    # The benchmark itself always comes from the work tree, never from the export.
+    shutil.rmtree(target / "bench", ignore_errors=True)
     APP_DIR, EXPORTED_REV = target, rev
     sys.path.insert(0, str(target))
+    # Importing koala (Celery) puts the working directory first on sys.path: make it the export.
+    os.chdir(target)
     return target
 
 
