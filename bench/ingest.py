@@ -319,8 +319,8 @@ class Bench:
         if not rows:
             return
         with self.db.connect() as conn:
-            found = conn.execute('SELECT count(*) FROM events_eventkey WHERE organization_id = %s AND "timestamp" <= %s',
-                                 [self.organization_id, bound]).fetchone()[0]
+            found = conn.execute('SELECT count(*) FROM events_eventkey WHERE organization_id = %s '
+                                 'AND "timestamp" <= %s', [self.organization_id, bound]).fetchone()[0]
         if found != rows:
             log(f"bench_meta says {rows:,} preloaded events but the table holds {found:,}: correcting it")
             self.db.set_meta(preload_rows=found)
@@ -514,6 +514,7 @@ class Bench:
         for _ in processes:
             ready.get(timeout=600)
         quiet = self.wait_quiet()
+        speed = speed_ms()
         sampler = None
         idle_rss = None
         if rss:
@@ -546,6 +547,7 @@ class Bench:
         metrics.update({
             "clients": len(processes),
             "busy_cores_before_start": quiet,
+            "speed_ms": round((speed + speed_ms()) / 2, 1),
             "cpu": procstats.cpu_between(cpu_before, cpu_after),
             "postgres": stats_between(pg_before, pg_after, metrics["events"]),
             "errors": errors[:10],
@@ -650,17 +652,32 @@ class Bench:
                 self.preload(level)
                 rows, _ = self.preload_state()
             label = "empty" if rows == 0 else f"{rows / 1e6:g}M"
-            phase = {"label": label, "stored_before": rows}
-            self.cleanup()
-            phase["e2e"] = self.run_e2e(label)
-            if not args.no_ceiling:
+            phase = {"label": label, "stored_before": rows, "rounds": []}
+            e2e_runs, ceiling_runs = [], []
+            for round_ in range(args.repeat):
+                # End to end and ceiling alternate, so both see the same machine (its speed drifts).
                 self.cleanup()
-                phase["ceiling"] = self.run_ceiling(label)
-                ceiling = phase["ceiling"]["events_per_s"]
-                phase["ratio"] = round(phase["e2e"]["events_per_s"] / ceiling, 3) if ceiling else None
+                e2e = self.run_e2e(label)
+                e2e_runs.append(e2e)
+                entry = {"e2e_events_per_s": e2e["events_per_s"], "e2e_speed_ms": e2e["speed_ms"]}
+                if not args.no_ceiling:
+                    self.cleanup()
+                    ceiling = self.run_ceiling(label)
+                    ceiling_runs.append(ceiling)
+                    rate = ceiling["events_per_s"]
+                    entry.update({"ceiling_events_per_s": rate, "ceiling_speed_ms": ceiling["speed_ms"],
+                                  "ratio": round(e2e["events_per_s"] / rate, 3) if rate else None})
+                phase["rounds"].append(entry)
+                log(f"[{label}] round {round_ + 1}/{args.repeat}: e2e {e2e['events_per_s']:,.0f} ev/s"
+                    + (f", ceiling {entry['ceiling_events_per_s']:,.0f} ev/s" if ceiling_runs else ""))
+            # The figures of a phase are the median round's (by rate); the ratio is the median of the
+            # rounds' ratios, each taken from an end-to-end and a ceiling segment minutes apart.
+            phase["e2e"] = median_run(e2e_runs)
+            if ceiling_runs:
+                phase["ceiling"] = median_run(ceiling_runs)
+                ratios = sorted(entry["ratio"] for entry in phase["rounds"] if entry.get("ratio") is not None)
+                phase["ratio"] = ratios[(len(ratios) - 1) // 2] if ratios else None
             self.result["phases"].append(phase)
-            log(f"[{label}] e2e {phase['e2e']['events_per_s']:,.0f} ev/s"
-                + (f", ceiling {phase['ceiling']['events_per_s']:,.0f} ev/s" if "ceiling" in phase else ""))
         if args.profile:
             self.cleanup()
             self.result["profile"] = self.profile(args.profile)
@@ -737,9 +754,22 @@ class Bench:
             top.append({"function": f"{short}:{line}({function})", "calls_per_event": round(nc / profiled_events, 2),
                         "tottime_us_per_event": round(tottime / profiled_events * 1e6, 2),
                         "cumtime_us_per_event": round(cumtime / profiled_events * 1e6, 2)})
+        # The stages as the profiler saw them: what event_ingest_batch itself called, by cumulative time
+        # (robust to the module being reorganized, unlike the named stages above).
+        stats.calc_callees()
+        stages_seen = []
+        for key in stats.stats:
+            if key[2] != "event_ingest_batch":
+                continue
+            for (filename, line, function), value in stats.all_callees[key].items():
+                cumtime = value[3] if isinstance(value, tuple) else 0.0
+                short = filename.replace(str(APP_DIR) + "/", "").replace(str(REPO) + "/", "")
+                stages_seen.append({"function": f"{short.split('site-packages/')[-1]}:{line}({function})",
+                                    "cumtime_us_per_event": round(cumtime / profiled_events * 1e6, 2)})
+        stages_seen.sort(key=lambda row: -row["cumtime_us_per_event"])
         self.close_django()
         return {"events_timed": timed_events, "us_per_event": per_event, "cpu_us_per_event": cpu_per_event,
-                "top_tottime": top,
+                "callees_of_event_ingest_batch": stages_seen[:8], "top_tottime": top,
                 "cprofile_file": str(path)}
 
     def shutdown(self) -> None:
@@ -747,6 +777,29 @@ class Bench:
             if process.is_alive():
                 process.terminate()
         self.stop_server()
+
+
+def speed_ms() -> float:
+    """How fast this machine runs a fixed piece of Python right now (ms, best of 3; lower is faster).
+
+    Cloud machines drift: the same code ran 1.5x slower from one minute to the next here, with
+    nothing else running. Each segment records this before and after, so runs can be compared.
+    """
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        table = {}
+        for i in range(60_000):
+            table[str(i)] = i * 2
+        sum(len(key) for key in table)
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median rate (the lower middle one for an even count)."""
+    ordered = sorted(runs, key=lambda run: run["events_per_s"])
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def cpu_per_event(cpu: dict, events: int) -> dict:
@@ -844,6 +897,12 @@ def render_table(result: dict) -> str:
             f"{_mib(rss.get('peak_worker_max_mib')):>13}")
     lines.append("")
     for phase in result["phases"]:
+        rounds = phase.get("rounds", [])
+        if len(rounds) > 1:
+            lines.append(f"{phase['label']:>6} rounds (e2e / ceiling ev/s, ratio, speed ms): " + "; ".join(
+                f"{r['e2e_events_per_s']:,.0f} / {r.get('ceiling_events_per_s', 0):,.0f}, "
+                f"{(r.get('ratio') or 0) * 100:.0f}%, {r['e2e_speed_ms']}" for r in rounds))
+    for phase in result["phases"]:
         for name in ("e2e", "ceiling"):
             segment = phase.get(name)
             if not segment:
@@ -857,8 +916,9 @@ def render_table(result: dict) -> str:
             bound = segment.get("cpu_us_per_event", {}).get("cpu_bound_events_per_s")
             lines.append(
                 f"{phase['label']:>6} {name:<7} CPU busy {cpu['busy_cores']:.2f}/{cpu['cores']} cores "
-                f"(iowait {cpu['iowait_cores']:.2f}, steal {cpu.get('steal_cores', 0):.2f}); CPU us/event: {per_event}; "
-                f"CPU-bound at "
+                f"(iowait {cpu['iowait_cores']:.2f}, steal {cpu.get('steal_cores', 0):.2f}); "
+                f"CPU us/event: {per_event}; "
+                f"speed {segment.get('speed_ms')} ms; CPU-bound at "
                 f"{bound or 0:,} ev/s; WAL {pg['wal_bytes_per_event']} "
                 f"B/event, {pg['checkpoints']} checkpoints; per-5s ev/s {min(segment['bucket_events_per_s']):,}"
                 f"..{max(segment['bucket_events_per_s']):,}")
@@ -891,6 +951,9 @@ def render_table(result: dict) -> str:
                       + ", ".join(f"{k} {v}" for k, v in us.items()),
                   "    CPU us/event of this process: "
                   + ", ".join(f"{k} {v}" for k, v in profile["cpu_us_per_event"].items()),
+                  "    under cProfile, what event_ingest_batch calls (cumulative us/event): "
+                  + ", ".join(f"{row['function'].rsplit('/', 1)[-1]} {row['cumtime_us_per_event']}"
+                              for row in profile.get("callees_of_event_ingest_batch", [])[:6]),
                   "top functions by own time (us/event):"]
         lines += [f"  {row['tottime_us_per_event']:>7} own {row['cumtime_us_per_event']:>8} cum "
                   f"{row['calls_per_event']:>6} calls  {row['function']}" for row in profile["top_tottime"][:15]]
@@ -931,6 +994,8 @@ def parse_args(argv=None):
                         help="distinct pre-generated batches per client (ids are fresh on every request)")
     parser.add_argument("--seconds", type=float, default=30, help="measured duration of each segment")
     parser.add_argument("--warmup", type=float, default=5, help="unmeasured warm-up before each segment")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of end to end + ceiling per table size; the median round is reported")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the COPY ceiling")
     parser.add_argument("--profile", type=int, default=0, metavar="BATCHES",
                         help="also profile event_ingest_batch in-process on this many batches (e.g. 20)")

@@ -117,7 +117,10 @@ class CpuSnapshot:
                 group = "pg_background"  # postmaster, walwriter, checkpointer, autovacuum, ...
             self.per_pid[process.pid] = (group, _cpu_seconds(process))
         times = psutil.cpu_times()
-        self.total_busy = sum(times) - times.idle - getattr(times, "iowait", 0.0)
+        # guest time is already inside user; steal is time the hypervisor gave to another machine.
+        self.total_steal = getattr(times, "steal", 0.0)
+        self.total_busy = (sum(times) - times.idle - getattr(times, "iowait", 0.0) - self.total_steal
+                           - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0))
         self.total_iowait = getattr(times, "iowait", 0.0)
 
 
@@ -135,5 +138,6 @@ def cpu_between(before: CpuSnapshot, after: CpuSnapshot) -> dict:
         "cores": psutil.cpu_count(),
         "busy_cores": round(busy / wall, 2) if wall else 0.0,
         "iowait_cores": round((after.total_iowait - before.total_iowait) / wall, 2) if wall else 0.0,
+        "steal_cores": round((after.total_steal - before.total_steal) / wall, 2) if wall else 0.0,
         "seconds": {group: round(value, 2) for group, value in used.items()},
     }
