@@ -29,7 +29,6 @@ EVENT_FIELDS = frozenset({
     "id", "timestamp", "project", "cost", "charge", "currency", "environment", "provider", "application",
     "action", "userId", "tags", "traces", "metadata",
 })
-STRING_LIMITS = {"environment": 64, "provider": 64, "application": 64, "action": 64, "userId": 128}
 COPY_COLUMNS = (
     "organization_id", "project_id", "client_id", "timestamp", "received_at", "cost", "charge", "currency",
     "cost_reporting", "charge_reporting", "environment", "provider", "application", "action", "user_id", "tags",
