@@ -151,3 +151,24 @@ def test_a_database_outage_is_a_503_with_retry_after(api_as, read_key, monkeypat
     response = api_as(read_key).get("/api/v1/me")
     assert_error_body(response, 503, "unavailable")
     assert response["Retry-After"] == "5"
+
+
+def test_a_body_that_is_not_json_on_a_parsed_endpoint_is_415_in_the_contract_shape(api_as, full_key):
+    response = api_as(full_key).post("/api/v1/reports", data="from=yesterday", content_type="text/plain")
+    assert_error_body(response, 415, "invalid_request")
+
+
+def test_malformed_json_on_a_parsed_endpoint_is_invalid_json(api_as, full_key):
+    response = api_as(full_key).post("/api/v1/reports", data="{not json", content_type="application/json")
+    assert_error_body(response, 400, "invalid_json")
+
+
+def test_throttling_answers_429_rate_limited_with_retry_after():
+    from rest_framework.exceptions import Throttled
+
+    from koala.exceptions import api_exception_handler
+
+    response = api_exception_handler(Throttled(wait=2.2), {})
+    assert response.status_code == 429
+    assert response.data["error"]["code"] == "rate_limited"
+    assert response["Retry-After"] == "3"
