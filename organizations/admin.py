@@ -103,8 +103,24 @@ def _login_exists(email: str) -> bool:
     return User.objects.filter(Q(email__iexact=email) | Q(username__iexact=email)).exists()
 
 
+class AddedByServiceMixin:
+    """For admins whose `save_form` creates the row through a service on add.
+
+    The service has written the row by then and the form was never saved, so the
+    add path must neither save it again nor call the form's `save_m2m`.
+    """
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        if change:
+            super().save_related(request, form, formsets, change)
+
+
 @admin.register(Membership)
-class MembershipAdmin(TenantAdmin):
+class MembershipAdmin(AddedByServiceMixin, TenantAdmin):
     list_display = ["member_email", "organization", "role", "created_at"]
     list_filter = ["organization", "role"]
     search_fields = ["user__email", "user__username"]
@@ -136,16 +152,6 @@ class MembershipAdmin(TenantAdmin):
             password=form.cleaned_data.get("password") or None,
         )
 
-    def save_model(self, request, obj, form, change):
-        if change:
-            super().save_model(request, obj, form, change)
-        # New memberships were written by the service in save_form.
-
-    def save_related(self, request, form, formsets, change):
-        if change:
-            super().save_related(request, form, formsets, change)
-        # On add the service wrote the row and the form was never saved, so it has
-        # no `save_m2m`; a membership has no many-to-many fields or inlines anyway.
 
 
 class ApiKeyCreateForm(forms.ModelForm):
@@ -165,7 +171,7 @@ class ApiKeyCreateForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(TenantAdmin):
+class ApiKeyAdmin(AddedByServiceMixin, TenantAdmin):
     list_display = ["name", "shown_prefix", "organization", "project", "scopes", "created_at", "last_used_at",
                     "revoked"]
     list_filter = ["organization", "project"]
@@ -209,15 +215,6 @@ class ApiKeyAdmin(TenantAdmin):
         api_key.plaintext_once = plaintext
         return api_key
 
-    def save_model(self, request, obj, form, change):
-        if change:
-            super().save_model(request, obj, form, change)
-        # New keys were written by the service in save_form.
-
-    def save_related(self, request, form, formsets, change):
-        if change:
-            super().save_related(request, form, formsets, change)
-        # On add the service wrote the key and the form was never saved (no `save_m2m`).
 
     def response_add(self, request, obj, post_url_continue=None):
         """Shows the secret on this one page; it is not stored and cannot be shown again."""
