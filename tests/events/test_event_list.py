@@ -1,5 +1,4 @@
 """GET /api/v1/events: filters, newest first, cursor pages, result fields, and tenancy."""
-import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
 
@@ -8,6 +7,7 @@ import pytest
 
 from events.models import Event
 from tests.factories import make_api_key, make_project
+from tests.events import helpers
 
 EVENTS = "/api/v1/events"
 _encode = msgspec.json.Encoder(decimal_format="number").encode
@@ -19,13 +19,8 @@ def at(minutes_ago: int) -> datetime:
 
 
 def an_event(**fields) -> dict:
-    event = {
-        "id": f"evt_{uuid.uuid4().hex[:16]}", "timestamp": at(5).isoformat(), "cost": "0.001", "charge": "0.002",
-        "environment": "production", "provider": "openai", "application": "assistant", "action": "completion",
-        "userId": "user_1", "traces": ["trace_x"], "metadata": {"model": "gpt-4o-mini", "status": "success"},
-    }
-    event.update(fields)
-    return {name: value for name, value in event.items() if value is not None}
+    return helpers.an_event(**{"timestamp": at(5).isoformat(), "cost": "0.001", "traces": ["trace_x"],
+                               "metadata": {"model": "gpt-4o-mini", "status": "success"}, **fields})
 
 
 def ingest(key: str, api_as, events: list) -> None:

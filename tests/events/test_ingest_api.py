@@ -1,5 +1,4 @@
 """POST /api/v1/events and /events/validate: the response contract and what is stored."""
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -8,23 +7,11 @@ import pytest
 
 from events.models import Event, EventKey
 from tests.factories import make_api_key, make_project
+from tests.events.helpers import an_event
 
 EVENTS = "/api/v1/events"
 VALIDATE = "/api/v1/events/validate"
 _encode = msgspec.json.Encoder(decimal_format="number").encode
-
-
-def an_event(**fields) -> dict:
-    """A valid event that the default taxonomy accepts without a warning; `None` drops a field."""
-    event = {
-        "id": f"evt_{uuid.uuid4().hex[:16]}",
-        "timestamp": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
-        "cost": "0.0012", "charge": "0.002", "environment": "production", "provider": "openai",
-        "application": "assistant", "action": "completion", "userId": "user_1", "traces": ["trace_1"],
-        "metadata": {"model": "gpt-4o-mini"},
-    }
-    event.update(fields)
-    return {name: value for name, value in event.items() if value is not None}
 
 
 def send(client, body, path: str = EVENTS):

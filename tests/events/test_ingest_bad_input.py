@@ -4,7 +4,6 @@ A bad event is rejected alone (the rest of its batch is stored); a bad body is r
 whole with the contract's error shape and stores nothing.
 """
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -13,20 +12,14 @@ import pytest
 from events.ingest import BodyError, event_ingest_batch
 from events.models import Event, EventKey
 from organizations.models import ApiKey
+from tests.events import helpers
 
 EVENTS = "/api/v1/events"
 
 
 def an_event(**fields) -> dict:
-    event = {
-        "id": f"evt_{uuid.uuid4().hex[:16]}",
-        "timestamp": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
-        "cost": "0.0012", "charge": "0.002", "environment": "production", "provider": "openai",
-        "application": "assistant", "action": "completion", "userId": "user_1", "traces": ["trace_1"],
-        "metadata": {"model": "gpt-4o-mini"},
-    }
-    event.update(fields)
-    return event
+    # Bad-input tests send nulls as nulls.
+    return helpers.an_event(keep_nulls=True, **fields)
 
 
 def event_text(field: str, raw_value: str) -> str:

@@ -1,7 +1,6 @@
 """Idempotency: a client id is stored once per project, however often and however concurrently it is sent."""
 import random
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -15,6 +14,7 @@ import events.partitions
 from events.models import Event, EventKey
 from events.partitions import forget_known_partitions, partition_name
 from tests.factories import make_api_key, make_organization, make_project
+from tests.events import helpers
 
 EVENTS = "/api/v1/events"
 _encode = msgspec.json.Encoder(decimal_format="number").encode
@@ -22,15 +22,7 @@ EVENT_COLUMNS = [field.attname for field in Event._meta.concrete_fields]
 
 
 def an_event(**fields) -> dict:
-    event = {
-        "id": f"evt_{uuid.uuid4().hex[:16]}",
-        "timestamp": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
-        "cost": "0.0012", "charge": "0.002", "environment": "production", "provider": "openai",
-        "application": "assistant", "action": "completion", "userId": "user_1", "traces": ["trace_1"],
-        "metadata": {"model": "gpt-4o-mini", "latencyMs": 120},
-    }
-    event.update(fields)
-    return event
+    return helpers.an_event(keep_nulls=True, **{"metadata": {"model": "gpt-4o-mini", "latencyMs": 120}, **fields})
 
 
 def send(client, body):
