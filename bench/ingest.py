@@ -76,12 +76,7 @@ def http_client(index: int, port: int, key: str, seed: int, templates: int, batc
         bodies = eventgen.body_templates(seed, templates, batch)
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        ready.put(index)
-        go.wait()
-        delay = start_at.value - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        stop = stop_at.value
+        stop = pgcopy.wait_for_start(index, ready, go, start_at, stop_at)
         n = 0
         while time.monotonic() < stop:
             body = bodies[n % len(bodies)].stamp()  # fresh random ids; not timed

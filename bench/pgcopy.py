@@ -20,6 +20,16 @@ KEY_COLUMNS = ("organization_id", "project_id", "client_id", "content_hash", "ti
 PRELOAD_HEAD = ("organization_id", "project_id", "client_id", "timestamp", "received_at")
 
 
+def wait_for_start(index, ready, go, start_at, stop_at) -> float:
+    """A load process's start line: report ready, wait for the signal and the shared start
+    time, and return the monotonic time at which to stop (all processes start together)."""
+    ready.put(index)
+    go.wait()
+    delay = start_at.value - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+    return stop_at.value
+
 def quote_columns(columns, alias: str = "") -> str:
     return ", ".join(f'{alias}"{c}"' for c in columns)
 
@@ -110,12 +120,7 @@ def ceiling_client(index: int, dsn: str, columns: list[str], tails: list[bytes],
             conn.execute(create)
             conn.commit()
             chunks = [tails[i:i + batch] for i in range(0, len(tails) - batch + 1, batch)]
-            ready.put(index)
-            go.wait()
-            delay = start_at.value - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            stop = stop_at.value
+            stop = wait_for_start(index, ready, go, start_at, stop_at)
             n = 0
             while time.monotonic() < stop:
                 payload = stamp_stage(chunks[n % len(chunks)])  # fresh random ids; not timed
