@@ -256,40 +256,43 @@ def _filters(raw, prefix: str) -> dict:
     return filters
 
 
+def _as_list(raw, *, field: str, what: str) -> list:
+    """A name or a list of names, as a list."""
+    if isinstance(raw, str):
+        raw = [raw]
+    _list(raw, field=field, what=what)
+    return raw
+
+
+def _known_names(raw: list, *, field: str, known, noun: str, listing: str) -> tuple[str, ...]:
+    """`raw` as a tuple when every name is in `known` and none repeats."""
+    for name in raw:
+        if name not in known:
+            raise _fail(field, f"'{str(name)[:40]}' is not a {noun}{_did_you_mean(name, known)}; {listing}.")
+    if len(set(raw)) != len(raw):
+        raise _fail(field, f"names a {noun} twice.")
+    return tuple(raw)
+
+
 def _group_by(raw, prefix: str) -> tuple[str, ...]:
     field = f"{prefix}group_by"
     if raw is None:
         return ()
-    if isinstance(raw, str):
-        raw = [raw]
-    _list(raw, field=field, what="group names")
+    raw = _as_list(raw, field=field, what="group names")
     if len(raw) > MAX_GROUPS:
         raise _fail(field, f"names {len(raw)} groups; at most {MAX_GROUPS}.")
-    for name in raw:
-        if name not in GROUPS:
-            raise _fail(field, f"'{str(name)[:40]}' is not a group{_did_you_mean(name, GROUPS)}; "
-                               f"group by {_choices(GROUPS)}.")
-    if len(set(raw)) != len(raw):
-        raise _fail(field, "names a group twice.")
-    return tuple(raw)
+    return _known_names(raw, field=field, known=GROUPS, noun="group", listing=f"group by {_choices(GROUPS)}")
 
 
 def _metrics(raw, prefix: str) -> tuple[str, ...]:
     field = f"{prefix}metrics"
     if raw is None:
         return DEFAULT_METRICS
-    if isinstance(raw, str):
-        raw = [raw]
-    _list(raw, field=field, what="metric names")
+    raw = _as_list(raw, field=field, what="metric names")
     if not raw:
         raise _fail(field, f"must name at least one metric: {_choices(METRICS)}.")
-    for name in raw:
-        if name not in METRICS:
-            raise _fail(field, f"'{str(name)[:40]}' is not a metric{_did_you_mean(name, METRICS)}; "
-                               f"the metrics are {_choices(METRICS)}.")
-    if len(set(raw)) != len(raw):
-        raise _fail(field, "names a metric twice.")
-    return tuple(raw)
+    return _known_names(raw, field=field, known=METRICS, noun="metric",
+                        listing=f"the metrics are {_choices(METRICS)}")
 
 
 def _order_by(raw, columns: tuple[str, ...], prefix: str) -> tuple[str | None, bool]:
