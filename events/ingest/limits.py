@@ -29,8 +29,10 @@ EVENT_FIELDS = frozenset({
     "id", "timestamp", "project", "cost", "charge", "currency", "environment", "provider", "application",
     "action", "userId", "tags", "traces", "metadata",
 })
+# `received_at` is left to the column's default, the transaction's start (see events
+# migration 0003): the rollup fold depends on it.
 COPY_COLUMNS = (
-    "organization_id", "project_id", "client_id", "timestamp", "received_at", "cost", "charge", "currency",
+    "organization_id", "project_id", "client_id", "timestamp", "cost", "charge", "currency",
     "cost_reporting", "charge_reporting", "environment", "provider", "application", "action", "user_id", "tags",
     "traces", "metadata", "model", "latency_ms", "input_tokens", "output_tokens", "status", "error_type", "flags",
 )

@@ -25,11 +25,9 @@ class Context:
     now: datetime
     # Column texts shared by every row of the batch, formatted once.
     organization_text: str = ""
-    received_at_text: str = ""
 
     def __post_init__(self):
         self.organization_text = str(self.organization.pk)
-        self.received_at_text = self.now.isoformat()
 
 
 def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
@@ -122,7 +120,7 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
     cost_text, charge_text = str(cost), copy_decimal(charge)
     line = "\t".join((
         context.organization_text, str(project.pk), copy_text(client_id), timestamp.isoformat(),
-        context.received_at_text, cost_text, charge_text, currency, cost_text, charge_text,
+        cost_text, charge_text, currency, cost_text, charge_text,
         copy_optional_text(checked["environment"]), copy_optional_text(checked["provider"]),
         copy_optional_text(checked["application"]), copy_optional_text(checked["action"]),
         copy_optional_text(checked["userId"]), copy_text_array(checked["tags"]), copy_text_array(checked["traces"]),
