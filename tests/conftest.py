@@ -16,8 +16,10 @@ def pytest_sessionstart(session):
     database = settings.DATABASES["default"]
     problems = []
     try:
+        # The maintenance database: the configured one need not exist yet, since the
+        # tests run in test_<name>, which pytest-django creates.
         psycopg.connect(host=database["HOST"] or None, port=database["PORT"] or None, user=database["USER"] or None,
-                        password=database["PASSWORD"] or None, dbname=database["NAME"], connect_timeout=5).close()
+                        password=database["PASSWORD"] or None, dbname="postgres", connect_timeout=5).close()
     except Exception as error:
         problems.append(f"PostgreSQL at {settings.DATABASE_URL}: {error}")
     try:
