@@ -13,6 +13,8 @@ urlpatterns = [
     path("api/v1/", include("organizations.urls")),
     path("api/v1/", include("events.urls")),
     path("api/v1/", include("queries.urls")),
+    path("api/v1/", include("budgets.urls")),
+    path("", include("queries.dashboard_urls")),  # the dashboard pages: /login/, /, /o/<org_slug>/...
 ]
 
 handler400 = "koala.views.bad_request"

@@ -9,7 +9,7 @@ checked in plain Python against rules compiled once per organization.
 import logging
 from datetime import UTC, datetime
 
-from django.db import connection
+from django.db import connection, transaction
 
 from events.ingest.limits import MAX_BODY_BYTES, NonFinite
 from events.ingest.outcome import Outcome
@@ -21,6 +21,19 @@ from organizations.models import ApiKey
 __all__ = ["MAX_BODY_BYTES", "BodyError", "NonFinite", "event_ingest_batch", "parse_body"]
 
 logger = logging.getLogger(__name__)
+
+# Called after a batch's new events are committed, as hook(organization_id=, project_ids=,
+# first=, last=) (the events' timestamp range). Budgets append theirs in AppConfig.ready().
+# A hook must be quick; one that raises is logged and never fails the ingest.
+INGEST_COMMITTED_HOOKS: list = []
+
+
+def _run_committed_hooks(organization_id: int, project_ids: list[int], first: datetime, last: datetime) -> None:
+    for hook in INGEST_COMMITTED_HOOKS:
+        try:
+            hook(organization_id=organization_id, project_ids=project_ids, first=first, last=last)
+        except Exception:
+            logger.exception("events.ingest_hook_failed", extra={"organization_id": organization_id})
 
 
 def event_ingest_batch(*, raw_body: bytes, api_key: ApiKey, dry_run: bool = False) -> tuple[int, dict]:
@@ -44,6 +57,10 @@ def event_ingest_batch(*, raw_body: bytes, api_key: ApiKey, dry_run: bool = Fals
                 fresh = check_stored(cursor, organization.pk, prepared, repeats, outcome)
         else:
             fresh = store_batch(organization.pk, prepared, repeats, outcome)
+            if fresh and INGEST_COMMITTED_HOOKS:
+                stamps = [item.timestamp for item in fresh]
+                transaction.on_commit(lambda: _run_committed_hooks(
+                    organization.pk, sorted({item.project_id for item in fresh}), min(stamps), max(stamps)))
         outcome.accepted = len(fresh)
         outcome.warnings = [
             {"index": item.index, "id": item.client_id, "fields": item.warnings} for item in fresh if item.warnings

@@ -77,7 +77,9 @@ AUTHENTICATION_BACKENDS = ["organizations.authentication.EmailOrUsernameBackend"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+# The dashboard's sign-in; the admin keeps its own at /admin/login/.
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -142,6 +144,8 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "platform-heartbeat": {"task": "koala.tasks.heartbeat", "schedule": 60.0},
     "events-ensure-partitions": {"task": "events.tasks.events_ensure_partitions", "schedule": 6 * 3600.0},
+    # Every active budget, set-based; also sends alerts a failure or a broker outage left waiting.
+    "budgets-sweep": {"task": "budgets.tasks.budgets_sweep", "schedule": 60.0},
 }
 
 LOGGING = {
