@@ -1,0 +1,122 @@
+"""Overview: the period's cost, charge and margin against the previous period, the
+daily cost by provider, margin over time, the top projects, models and customers."""
+from decimal import Decimal
+
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from koala.exceptions import KoalaError
+from koala.money import money_display
+from queries.views import charts
+from queries.views.access import Viewer, memberships_of, org_page
+from queries.views.budget_panel import budget_rows
+from queries.views.periods import PERIODS, period_from_request
+from queries.views.present import table
+from queries.views.reports import by_day, days_between, report
+
+TILE_METRICS = ["count", "cost", "charge", "margin", "margin_pct"]
+TOP_METRICS = ["cost", "charge", "margin", "margin_pct"]
+TOP_LIMIT = 5
+CHART_PROVIDERS = 6  # more than this many providers: the rest are drawn as "other"
+
+
+def home(request):
+    """`/`: the signed-in person's organization, or a choice when they have several."""
+    if not request.user.is_authenticated:
+        return redirect(f"{reverse('dashboard:login')}?next=/")
+    memberships = memberships_of(user=request.user)
+    if len(memberships) == 1:
+        return redirect("dashboard:overview", org_slug=memberships[0].organization.slug)
+    return render(request, "dashboard/choose_organization.html", {"memberships": memberships})
+
+
+def switch(request):
+    """The switcher's form (works without JavaScript): to the chosen organization's overview."""
+    slug = request.GET.get("org", "")
+    if not slug:
+        return redirect("dashboard:home")
+    return redirect("dashboard:overview", org_slug=slug)  # the page itself answers 404 to non-members
+
+
+def _tile(name: str, label: str, current: dict, previous: dict, currency: str) -> dict:
+    now, before = current.get(name), previous.get(name)
+    now_number = None if now is None else Decimal(str(now))
+    before_number = None if before is None else Decimal(str(before))
+    change, direction = "no previous value", "flat"
+    if now_number is not None and before_number is not None:
+        delta = now_number - before_number
+        direction = "up" if delta > 0 else "down" if delta < 0 else "flat"
+        if name == "margin_pct":
+            change = f"{delta:+,.1f} points"
+        elif before_number:
+            change = f"{delta / abs(before_number) * 100:+,.1f} %"
+        else:
+            change = "new" if delta else "no change"
+    if name == "margin_pct":
+        text = "—" if now_number is None else f"{now_number:,.1f} %"
+        previous_text = "—" if before_number is None else f"{before_number:,.1f} %"
+    elif name == "count":
+        text, previous_text = f"{now_number or 0:,}", f"{before_number or 0:,}"
+    else:
+        text, previous_text = money_display(now_number, currency), money_display(before_number, currency)
+    return {"name": name, "label": label, "value": text, "previous": previous_text, "change": change,
+            "direction": direction, "negative": now_number is not None and now_number < 0}
+
+
+def _top(organization, period, group: str) -> dict:
+    return table(report(organization=organization, body={
+        **period.window(), "group_by": [group], "metrics": TOP_METRICS, "order_by": "-cost", "limit": TOP_LIMIT}))
+
+
+def _daily_cost_chart(organization, period) -> tuple:
+    result = report(organization=organization, body={**period.window(), "group_by": ["day", "provider"],
+                                                     "metrics": ["cost"], "limit": 10000})
+    costs = by_day(result, metric="cost", group="provider")
+    spend: dict = {}
+    for (_, provider), cost in costs.items():
+        spend[provider] = spend.get(provider, Decimal(0)) + (cost or 0)
+    ranked = sorted(spend, key=lambda provider: (-spend[provider], provider or ""))
+    shown, rest = ranked[:CHART_PROVIDERS], ranked[CHART_PROVIDERS:]
+    days = days_between(period.first_day, period.last_day)
+    series = [(provider or "(none)", [costs.get((day, provider), Decimal(0)) for day in days]) for provider in shown]
+    if rest:
+        series.append(("other", [sum((costs.get((day, provider), Decimal(0)) or 0 for provider in rest), Decimal(0))
+                                 for day in days]))
+    labels = [day.strftime("%m-%d") for day in days]
+    chart = charts.stacked_bars(title=f"Daily cost by provider, {period.label}", labels=labels, series=series)
+    legend = [{"name": name, "colour": charts.colour(index)} for index, (name, _) in enumerate(series)]
+    return chart, legend
+
+
+def _margin_chart(organization, period):
+    result = report(organization=organization, body={**period.window(), "group_by": ["day"],
+                                                     "metrics": ["cost", "charge", "margin"], "limit": 10000})
+    margins = by_day(result, metric="margin")
+    days = days_between(period.first_day, period.last_day)
+    return charts.line(title=f"Margin per day, {period.label}", labels=[day.strftime("%m-%d") for day in days],
+                       values=[margins.get(day) for day in days])
+
+
+@org_page()
+def overview(request, viewer: Viewer):
+    organization = viewer.organization
+    period = period_from_request(request.GET, timezone_name=organization.timezone)
+    context = {"viewer": viewer, "period": period, "periods": PERIODS, "page": "overview"}
+    try:
+        current = report(organization=organization, body={**period.window(), "metrics": TILE_METRICS})
+        previous = report(organization=organization, body={**period.previous_window(), "metrics": TILE_METRICS})
+        currency = current["currency"]
+        labels = {"count": "Events", "cost": "Cost", "charge": "Charge", "margin": "Margin", "margin_pct": "Margin %"}
+        context["tiles"] = [_tile(name, labels[name], current["totals"], previous["totals"], currency)
+                            for name in TILE_METRICS]
+        context["window"] = {"from": current["from"], "to": current["to"]}
+        context["cost_chart"], context["cost_legend"] = _daily_cost_chart(organization, period)
+        context["margin_chart"] = _margin_chart(organization, period)
+        context["top"] = [("Projects", _top(organization, period, "project")),
+                          ("Models", _top(organization, period, "model")),
+                          ("Customers", _top(organization, period, "user"))]
+        context["budgets"] = budget_rows(organization=organization)
+    except KoalaError as error:
+        context["error"] = error.message
+        return render(request, "dashboard/overview.html", context, status=error.status)
+    return render(request, "dashboard/overview.html", context)
