@@ -82,7 +82,11 @@ def event_as_json(event) -> dict:
 
 
 def _event_as_json(event) -> dict:
-    margin, margin_pct = _margin(event.cost_reporting, event.charge_reporting)
+    # In the event's own currency, beside cost and charge; the reporting twins follow.
+    margin, margin_pct = _margin(event.cost, event.charge)
+    margin_reporting = None
+    if event.cost_reporting is not None and event.charge_reporting is not None:
+        margin_reporting = money_str(event.charge_reporting - event.cost_reporting)
     return {
         "id": event.client_id,
         "project": event.project.slug,
@@ -91,6 +95,16 @@ def _event_as_json(event) -> dict:
         "cost": money_str(event.cost),
         "charge": money_str(event.charge),
         "currency": event.currency,
+        # What reports and budgets sum, in the organization's reporting currency;
+        # null while no exchange rate converts the event ("converted": false).
+        "reporting_currency": event.organization.reporting_currency,
+        "cost_reporting": money_str(event.cost_reporting),
+        "charge_reporting": money_str(event.charge_reporting),
+        "margin_reporting": margin_reporting,
+        "exchange_rate": money_str(event.exchange_rate),
+        "converted": event.cost_reporting is not None,
+        "cost_source": event.cost_source,
+        "price_ref": event.price_ref,
         "environment": event.environment,
         "provider": event.provider,
         "application": event.application,

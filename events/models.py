@@ -26,8 +26,14 @@ class Event(models.Model):
     charge = models.DecimalField(null=True, **MONEY)
     currency = models.CharField(max_length=3)
     # Amounts in the organization's reporting currency: what reports and budgets sum.
-    cost_reporting = models.DecimalField(**MONEY)
+    # NULL while no exchange rate converts `currency` (the event is "unconverted").
+    cost_reporting = models.DecimalField(null=True, **MONEY)
     charge_reporting = models.DecimalField(null=True, **MONEY)
+    # Units of the reporting currency per unit of `currency`; NULL when they are the same or unconverted.
+    exchange_rate = models.DecimalField(null=True, **MONEY)
+    # "client": sent by the client, never changed; "computed": from tokens and `price_ref`.
+    cost_source = models.CharField(max_length=8, default="client")
+    price_ref = models.CharField(max_length=200, null=True)
     environment = models.CharField(max_length=64, null=True)
     provider = models.CharField(max_length=64, null=True)
     application = models.CharField(max_length=64, null=True)

@@ -66,4 +66,4 @@ def event_list(*, organization: Organization, api_key: ApiKey | None = None) -> 
     events = Event.objects.filter(organization=organization)
     if api_key is not None and api_key.project_id is not None:
         events = events.filter(project_id=api_key.project_id)
-    return events.select_related("project").order_by("-timestamp", "-seq")
+    return events.select_related("project", "organization").order_by("-timestamp", "-seq")

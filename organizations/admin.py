@@ -1,16 +1,20 @@
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html
 
+from events.money import services as money_services
 from koala.admin import TenantAdmin, TenantInline
 from koala.exceptions import KoalaError
 from organizations import services
 from organizations.currencies import CURRENCY_CODES
-from organizations.models import ApiKey, Membership, Organization, Project
+from organizations.models import ApiKey, ExchangeRate, Membership, ModelPrice, Organization, Project
 
 
 class OrganizationForm(forms.ModelForm):
@@ -237,3 +241,130 @@ class ApiKeyAdmin(AddedByServiceMixin, TenantAdmin):
             count += 1
         self.message_user(request, format_html("Revoked {} key(s); they stop working on their next request.", count),
                           messages.SUCCESS)
+
+
+class ExchangeRateForm(forms.ModelForm):
+    class Meta:
+        model = ExchangeRate
+        fields = ["organization", "base", "rate", "valid_from"]
+
+    def clean_base(self):
+        code = self.cleaned_data["base"].strip().upper()
+        if code not in CURRENCY_CODES:
+            raise ValidationError(f"'{code}' is not an ISO 4217 currency code (for example EUR, GBP, JPY).")
+        return code
+
+    def clean(self):
+        cleaned = super().clean()
+        organization, base, valid_from = (cleaned.get("organization"), cleaned.get("base"),
+                                          cleaned.get("valid_from"))
+        if organization is None or base is None:
+            return cleaned
+        if base == organization.reporting_currency:
+            self.add_error("base", f"{base} is the reporting currency itself; rates convert other currencies into it.")
+        elif valid_from is not None and ExchangeRate.objects.filter(
+                organization=organization, base=base, quote=organization.reporting_currency,
+                valid_from=valid_from).exclude(pk=self.instance.pk).exists():
+            # The unique constraint names `quote`, which the form does not show, so Django
+            # would not check it and the save would fail.
+            self.add_error("valid_from", f"A {base} rate from this moment already exists; correct that one instead.")
+        return cleaned
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(TenantAdmin):
+    """Rates into the reporting currency. Saving or deleting one converts the stored
+    events it applies to in the background (pending ones first of all)."""
+
+    form = ExchangeRateForm
+    list_display = ["base", "quote", "rate", "valid_from", "organization", "updated_at"]
+    list_filter = ["organization", "base"]
+    search_fields = ["base"]
+    date_hierarchy = "valid_from"
+    raw_id_fields = ["organization"]
+
+    def save_model(self, request, obj, form, change):
+        since = obj.valid_from
+        if change and "valid_from" in form.initial and form.initial["valid_from"] < since:
+            since = form.initial["valid_from"]  # moved later: events in between change rate too
+        obj.quote = obj.organization.reporting_currency
+        super().save_model(request, obj, form, change)
+        money_services.exchange_rates_changed(organization=obj.organization, base=obj.base, since=since)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        money_services.exchange_rates_changed(organization=obj.organization, base=obj.base, since=obj.valid_from)
+
+    def delete_queryset(self, request, queryset):
+        changed = list(self._scoped(request, queryset).select_related("organization"))
+        super().delete_queryset(request, queryset)
+        for rate in changed:
+            money_services.exchange_rates_changed(organization=rate.organization, base=rate.base,
+                                                  since=rate.valid_from)
+
+
+class ModelPriceForm(forms.ModelForm):
+    class Meta:
+        model = ModelPrice
+        fields = ["organization", "provider", "model", "currency", "input_per_million", "output_per_million",
+                  "cache_read_per_million", "cache_write_per_million", "valid_from"]
+
+    def clean_currency(self):
+        code = self.cleaned_data["currency"].strip().upper()
+        if code not in CURRENCY_CODES:
+            raise ValidationError(f"'{code}' is not an ISO 4217 currency code (for example USD, EUR).")
+        return code
+
+    def clean_provider(self):
+        return self.cleaned_data["provider"].strip().lower()
+
+    def clean_model(self):
+        return self.cleaned_data["model"].strip().lower()
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(TenantAdmin):
+    """The organization's own prices per million tokens; they beat the genai-prices
+    catalog for events sent without a cost. New events use a saved price at once;
+    "Recompute costs" re-prices the events already stored."""
+
+    form = ModelPriceForm
+    list_display = ["provider_shown", "model", "currency", "input_per_million", "output_per_million",
+                    "cache_read_per_million", "cache_write_per_million", "valid_from", "organization"]
+    list_filter = ["organization", "provider", "currency"]
+    search_fields = ["model", "provider"]
+    raw_id_fields = ["organization"]
+    actions = ["recompute_costs"]
+
+    @admin.display(description="Provider", ordering="provider")
+    def provider_shown(self, price: ModelPrice) -> str:
+        return price.provider or "any"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        money_services.money_touch(organization=obj.organization)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        money_services.money_touch(organization=obj.organization)
+
+    def delete_queryset(self, request, queryset):
+        organizations = {price.organization for price in self._scoped(request, queryset).select_related("organization")}
+        super().delete_queryset(request, queryset)
+        for organization in organizations:
+            money_services.money_touch(organization=organization)
+
+    @admin.action(description="Recompute costs computed from tokens, from these prices' dates on")
+    def recompute_costs(self, request, queryset):
+        # From the earliest selected price to the latest moment an event may carry (24 h ahead).
+        until = timezone.now() + timedelta(days=2)
+        by_organization: dict = {}
+        for price in self._scoped(request, queryset).select_related("organization"):
+            since = by_organization.get(price.organization, price.valid_from)
+            by_organization[price.organization] = min(since, price.valid_from)
+        for organization, since in by_organization.items():
+            result = money_services.event_costs_reprice(organization=organization, since=since, until=until)
+            self.message_user(request, format_html(
+                "{}: {} event(s) with a computed cost since {}, {} changed, {} without a price (left unchanged). "
+                "Costs sent by clients are never changed.", organization.name, result.examined,
+                since.isoformat(), result.changed, result.unpriced), messages.SUCCESS)

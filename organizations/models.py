@@ -14,6 +14,8 @@ class Organization(models.Model):
     # Bumped whenever a taxonomy rule changes; every process compares it with the
     # version it compiled, which arrives with the API key lookup at no extra query.
     taxonomy_version = models.PositiveIntegerField(default=1, editable=False)
+    # The same for exchange rates and model prices (events/money/ compiles them per process).
+    money_version = models.PositiveIntegerField(default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -109,3 +111,76 @@ class ApiKey(models.Model):
     @property
     def is_organization_key(self) -> bool:
         return self.project_id is None
+
+
+RATE = {"max_digits": 38, "decimal_places": 18}
+
+
+class ExchangeRate(models.Model):
+    """One unit of `base` is worth `rate` units of `quote` (the reporting currency) from `valid_from` on.
+
+    Rows are never overwritten by a newer rate: each one holds from its `valid_from`
+    until the next row's, so the history converts old events with the rate of their day.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="exchange_rates")
+    base = models.CharField(max_length=3, help_text="The currency events are sent in (ISO 4217, e.g. EUR).")
+    quote = models.CharField(max_length=3, editable=False,
+                             help_text="The organization's reporting currency, set when the rate is saved.")
+    rate = models.DecimalField(**RATE, help_text="Units of the reporting currency one unit of the base buys; exact.")
+    valid_from = models.DateTimeField(help_text="In force from this moment until the next rate of the pair.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "base", "-valid_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "base", "quote", "valid_from"],
+                                    name="exchangerate_unique_pair_from"),
+            models.CheckConstraint(condition=Q(rate__gt=0), name="exchangerate_rate_positive"),
+            models.CheckConstraint(condition=~Q(base=models.F("quote")), name="exchangerate_distinct_pair"),
+            models.CheckConstraint(condition=Q(base__regex=r"^[A-Z]{3}$") & Q(quote__regex=r"^[A-Z]{3}$"),
+                                   name="exchangerate_currency_iso4217"),
+        ]
+
+    def __str__(self) -> str:
+        return f"1 {self.base} = {self.rate.normalize()} {self.quote} from {self.valid_from:%Y-%m-%d %H:%M %Z}"
+
+
+class ModelPrice(models.Model):
+    """An organization's own price for a model, beating the genai-prices catalog.
+
+    `model` is a model name or a pattern with `*` wildcards (`gpt-4o*`); an empty
+    provider applies to every provider. Prices are per million tokens.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="model_prices")
+    provider = models.CharField(max_length=64, blank=True,
+                                help_text="The event's provider (canonical value, e.g. openai); empty: any provider.")
+    model = models.CharField(max_length=200, help_text="Model name, or a pattern with * wildcards (gpt-4o*).")
+    currency = models.CharField(max_length=3, default="USD", help_text="Currency of the prices below (ISO 4217).")
+    input_per_million = models.DecimalField(**RATE, help_text="Price of one million input tokens.")
+    output_per_million = models.DecimalField(**RATE, help_text="Price of one million output tokens.")
+    cache_read_per_million = models.DecimalField(
+        **RATE, null=True, blank=True, help_text="Price of one million input tokens read from cache; empty: the input price.")
+    cache_write_per_million = models.DecimalField(
+        **RATE, null=True, blank=True, help_text="Price of one million input tokens written to cache; empty: the input price.")
+    valid_from = models.DateTimeField(help_text="Applies to events from this moment until a newer price of the same model.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "provider", "model", "-valid_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "provider", "model", "valid_from"],
+                                    name="modelprice_unique_model_from"),
+            models.CheckConstraint(
+                condition=Q(input_per_million__gte=0) & Q(output_per_million__gte=0)
+                & (Q(cache_read_per_million__isnull=True) | Q(cache_read_per_million__gte=0))
+                & (Q(cache_write_per_million__isnull=True) | Q(cache_write_per_million__gte=0)),
+                name="modelprice_prices_not_negative"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="modelprice_currency_iso4217"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider or '*'}/{self.model} from {self.valid_from:%Y-%m-%d}"

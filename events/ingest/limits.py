@@ -35,6 +35,7 @@ COPY_COLUMNS = (
     "organization_id", "project_id", "client_id", "timestamp", "cost", "charge", "currency",
     "cost_reporting", "charge_reporting", "environment", "provider", "application", "action", "user_id", "tags",
     "traces", "metadata", "model", "latency_ms", "input_tokens", "output_tokens", "status", "error_type", "flags",
+    "exchange_rate", "cost_source", "price_ref",
 )
 
 json_decoder = msgspec.json.Decoder(float_hook=Decimal)

@@ -5,13 +5,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from events.ingest.copytext import copy_decimal, copy_int, copy_optional_text, copy_text, copy_text_array
+from events.ingest.copytext import NULL, copy_decimal, copy_int, copy_optional_text, copy_text, copy_text_array
 from events.ingest.fields import (EventProblem, amount_field, check_json_value, invalid, int_or_none, json_value_storable, str_or_none,
                                   string_list_field, surrogate_field, text_field, timestamp_field, type_name,
                                   unknown_fields_message)
 from events.ingest.limits import (EXACT, EVENT_FIELDS, MAX_EVENT_BYTES, MAX_METADATA_BYTES, json_encoder,
                                   sizing_encoder, sorted_json_encoder)
 from events.ingest.outcome import Outcome, error_entry
+from events.money.conversion import (UNCONVERTED_FLAG, ConversionOverflow, RateTable, no_rate_message,
+                                     rate_table_compiled, reporting_amounts)
+from events.money.pricing import PriceBook, UsageProblem, cost_in_currency, price_book_compiled, usage_from_metadata
 from events.selectors import taxonomy_compiled
 from organizations.currencies import CURRENCY_CODES
 from organizations.models import ApiKey, Organization
@@ -25,9 +28,24 @@ class Context:
     now: datetime
     # Column texts shared by every row of the batch, formatted once.
     organization_text: str = ""
+    # Compiled on first need: a batch in the reporting currency with costs sent needs neither.
+    _rates: RateTable | None = None
+    _prices: PriceBook | None = None
 
     def __post_init__(self):
         self.organization_text = str(self.organization.pk)
+
+    @property
+    def rates(self) -> RateTable:
+        if self._rates is None:
+            self._rates = rate_table_compiled(organization=self.organization)
+        return self._rates
+
+    @property
+    def prices(self) -> PriceBook:
+        if self._prices is None:
+            self._prices = price_book_compiled(organization=self.organization)
+        return self._prices
 
 
 def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
@@ -68,16 +86,13 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
             known = ", ".join(sorted(context.projects_by_slug)[:10])
             raise invalid("project", f"'{project_slug[:64]}' is not a project of this organization (known: {known})")
     timestamp = timestamp_field(get("timestamp"), context.now)
-    cost = amount_field("cost", get("cost"), nullable=False)
+    sent_cost = amount_field("cost", get("cost"), nullable=True)
     charge = amount_field("charge", get("charge"), nullable=True)
     currency = get("currency")
     if currency is None:  # absent or null, like every optional field
         currency = organization.reporting_currency
     if not isinstance(currency, str) or currency not in CURRENCY_CODES:
         raise invalid("currency", f"'{str(currency)[:12]}' is not an ISO 4217 currency code (USD, EUR, ...)")
-    if currency != organization.reporting_currency:
-        raise invalid("currency", f"{currency} cannot be converted yet: send amounts in "
-                                   f"{organization.reporting_currency}, the organization's reporting currency")
     # Spelled out rather than looped: this runs for every event.
     checked = {
         "environment": text_field("environment", get("environment"), 64),
@@ -112,15 +127,35 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
         if "metadata" in verdict.values:
             metadata = checked["metadata"]
             metadata_json = json_encoder.encode(metadata)
+    warnings, flags = verdict.warnings, verdict.flags
+    if sent_cost is None:
+        cost, price_ref = computed_cost(metadata, checked["provider"], currency, timestamp, context)
+    else:
+        cost, price_ref = sent_cost, None
+    if currency == organization.reporting_currency:  # the common case, without a lookup
+        cost_reporting, charge_reporting, rate_text = str(cost), copy_decimal(charge), NULL
+    else:
+        try:
+            reporting = reporting_amounts(cost=cost, charge=charge, currency=currency, table=context.rates,
+                                          when=timestamp)
+        except ConversionOverflow:
+            raise invalid("cost", f"is too large once converted to {organization.reporting_currency}") from None
+        cost_reporting, charge_reporting = copy_decimal(reporting.cost), copy_decimal(reporting.charge)
+        rate_text = copy_decimal(reporting.rate)
+        if not reporting.converted:
+            # Stored and counted as unconverted; converted when a rate is added (events.money.services).
+            warnings = {**warnings, "currency": [no_rate_message(currency, organization.reporting_currency,
+                                                                 timestamp)]}
+            flags = (*flags, UNCONVERTED_FLAG)
     if client_id is None:
         client_id = f"evt_{uuid.uuid4().hex}"
         digest = None
     else:
-        digest = content_digest(raw, cost, charge)
-    cost_text, charge_text = str(cost), copy_decimal(charge)
+        # What was sent, not what was computed: a retry after a price change is still a duplicate.
+        digest = content_digest(raw, sent_cost, charge)
     line = "\t".join((
         context.organization_text, str(project.pk), copy_text(client_id), timestamp.isoformat(),
-        cost_text, charge_text, currency, cost_text, charge_text,
+        str(cost), copy_decimal(charge), currency, cost_reporting, charge_reporting,
         copy_optional_text(checked["environment"]), copy_optional_text(checked["provider"]),
         copy_optional_text(checked["application"]), copy_optional_text(checked["action"]),
         copy_optional_text(checked["userId"]), copy_text_array(checked["tags"]), copy_text_array(checked["traces"]),
@@ -128,12 +163,36 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
         copy_optional_text(str_or_none(metadata.get("model"), 200)), copy_int(int_or_none(metadata.get("latencyMs"))),
         copy_int(int_or_none(metadata.get("inputTokens"))), copy_int(int_or_none(metadata.get("outputTokens"))),
         copy_optional_text(str_or_none(metadata.get("status"), 16)),
-        copy_optional_text(str_or_none(metadata.get("errorType"), 200)), copy_text_array(verdict.flags),
+        copy_optional_text(str_or_none(metadata.get("errorType"), 200)), copy_text_array(flags),
+        rate_text, "client" if price_ref is None else "computed", copy_optional_text(price_ref),
     )) + "\n"
-    return line, project.pk, client_id, digest, timestamp, verdict.warnings
+    return line, project.pk, client_id, digest, timestamp, warnings
 
 
-def content_digest(raw: dict, cost: Decimal, charge: Decimal | None) -> bytes:
+def computed_cost(metadata: dict, provider: str | None, currency: str, timestamp: datetime,
+                  context: Context) -> tuple[Decimal, str]:
+    """The cost of an event sent without one, from its model and tokens; (cost, price reference)."""
+    try:
+        usage = usage_from_metadata(metadata)
+    except UsageProblem as problem:
+        raise invalid(f"metadata.{problem.key}", problem.message) from None
+    if usage is None:
+        raise invalid("cost", "is required: what the call cost you, a decimal >= 0 (or send metadata.model with "
+                              "inputTokens and outputTokens to have it computed from the model's price)")
+    model, counts = usage
+    price = context.prices.price(provider=provider, model=model, usage=counts, when=timestamp)
+    if price is None:
+        named = f"'{model[:100]}'" + (f" of provider '{provider}'" if provider else "")
+        raise invalid("cost", f"is missing and no price is known for model {named}: send cost, or add the "
+                              "model's price in the admin (Organizations > Model prices)")
+    try:
+        amount = cost_in_currency(price=price, currency=currency, table=context.rates, when=timestamp)
+    except UsageProblem as problem:
+        raise invalid(problem.key, problem.message) from None
+    return amount, price.ref
+
+
+def content_digest(raw: dict, cost: Decimal | None, charge: Decimal | None) -> bytes:
     """A digest of the event as sent: 142, "142" and 142.0 are the same amount, a field
     sent as null is the same as one left out, and so is `project`, which the key holds."""
     canonical = dict(raw)
@@ -142,7 +201,8 @@ def content_digest(raw: dict, cost: Decimal, charge: Decimal | None) -> bytes:
             del canonical[name]
     canonical.pop("project", None)
     # The exact context: amounts have up to 38 digits, the default context keeps 28.
-    canonical["cost"] = str(cost.normalize(EXACT))
+    if cost is not None:
+        canonical["cost"] = str(cost.normalize(EXACT))
     if charge is not None:
         canonical["charge"] = str(charge.normalize(EXACT))
     return hashlib.blake2b(sorted_json_encoder.encode(canonical), digest_size=16).digest()

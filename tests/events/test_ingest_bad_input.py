@@ -122,7 +122,6 @@ REJECTED = [
     # Currency.
     pytest.param("currency", '"XYZ"', "'XYZ' is not an ISO 4217 currency code", id="currency-unknown"),
     pytest.param("currency", '"usd"', "is not an ISO 4217 currency code", id="currency-lowercase"),
-    pytest.param("currency", '"EUR"', "EUR cannot be converted yet: send amounts in USD", id="currency-not-reporting"),
     # Lengths and counts.
     pytest.param("environment", string(65), "is 65 characters long; at most 64", id="environment-65-chars"),
     pytest.param("id", string(129), "is 129 characters long; at most 128", id="id-129-chars"),
