@@ -2,13 +2,15 @@
 from django.shortcuts import render
 
 from queries.views.access import Viewer, org_page
-from queries.views.budget_panel import budget_rows
+from queries.views.budget_panel import budget_alert_history, budget_rows
 from queries.views.periods import PERIODS, period_from_request
 
 
 @org_page()
 def budgets(request, viewer: Viewer):
-    context = {"viewer": viewer, "page": "budgets", "budgets": budget_rows(organization=viewer.organization)}
+    organization = viewer.organization
+    context = {"viewer": viewer, "page": "budgets", "budgets": budget_rows(organization=organization),
+               "alerts": budget_alert_history(organization=organization)}
     return render(request, "dashboard/budgets.html", context)
 
 

@@ -112,9 +112,9 @@ def overview(request, viewer: Viewer):
         context["window"] = {"from": current["from"], "to": current["to"]}
         context["cost_chart"], context["cost_legend"] = _daily_cost_chart(organization, period)
         context["margin_chart"] = _margin_chart(organization, period)
-        context["top"] = [("Projects", _top(organization, period, "project")),
-                          ("Models", _top(organization, period, "model")),
-                          ("Customers", _top(organization, period, "user"))]
+        context["top"] = [("Projects", "top-projects", _top(organization, period, "project")),
+                          ("Models", "top-models", _top(organization, period, "model")),
+                          ("Customers", "top-customers", _top(organization, period, "user"))]
         context["budgets"] = budget_rows(organization=organization)
     except KoalaError as error:
         context["error"] = error.message
