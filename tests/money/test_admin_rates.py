@@ -1,0 +1,117 @@
+"""Exchange rates in the admin: organization admins keep the history of their own
+rates only; saving or deleting one converts the stored events it applies to, through
+a real Celery worker on the real broker."""
+import time
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+
+from events.money.conversion import UNCONVERTED_FLAG
+from koala.celery import app as celery_app
+from organizations.models import ExchangeRate, Membership
+from tests.budgets.realparts import Worker
+from tests.events.helpers import an_event
+from tests.factories import make_member
+from tests.money.helpers import add_rate, send, stored
+
+ADD = reverse("admin:organizations_exchangerate_add")
+CHANGELIST = reverse("admin:organizations_exchangerate_changelist")
+
+
+def rate_form(organization, base="EUR", rate="1.1", day="2026-11-01", time_="00:00:00") -> dict:
+    return {"organization": organization.pk, "base": base, "rate": rate, "valid_from_0": day, "valid_from_1": time_}
+
+
+@pytest.fixture
+def admin_client(organization) -> Client:
+    make_member(organization=organization, role=Membership.Role.ADMIN, email="rates@acme.test")
+    client = Client()
+    client.force_login(get_user_model().objects.get(email="rates@acme.test"))
+    return client
+
+
+def test_the_form_refuses_what_cannot_be_a_rate(admin_client, organization):
+    add_rate(organization, "EUR", "1.1", "2026-11-01T00:00:00Z")
+    for form, message in [
+        (rate_form(organization, base="USD"), "USD is the reporting currency itself"),
+        (rate_form(organization, base="EUX"), "&#x27;EUX&#x27; is not an ISO 4217 currency code"),
+        (rate_form(organization, rate="-1"), "exchangerate_rate_positive"),
+        (rate_form(organization), "A EUR rate from this moment already exists; correct that one instead."),
+    ]:
+        response = admin_client.post(ADD, form)
+        assert response.status_code == 200 and message in response.content.decode(), message
+    assert ExchangeRate.objects.filter(organization=organization).count() == 1
+
+
+def test_rates_of_another_organization_are_out_of_reach(admin_client, organization, other_organization):
+    theirs = add_rate(other_organization, "GBP", "1.3", "2026-11-01T00:00:00Z")
+    mine = add_rate(organization, "EUR", "1.1", "2026-11-01T00:00:00Z")
+    listed = admin_client.get(CHANGELIST).content.decode()
+    assert f"/{mine.pk}/change/" in listed and f"/{theirs.pk}/change/" not in listed and "GBP" not in listed
+    assert admin_client.get(reverse("admin:organizations_exchangerate_change", args=[theirs.pk])).status_code == 302
+    # Posting a rate for the other organization is a form error; deleting theirs does nothing.
+    response = admin_client.post(ADD, rate_form(other_organization, base="CHF"))
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    admin_client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [theirs.pk], "post": "yes"})
+    assert ExchangeRate.objects.filter(pk=theirs.pk).exists()
+    assert not ExchangeRate.objects.filter(organization=other_organization, base="CHF").exists()
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory, django_db_blocker):
+    with django_db_blocker.unblock():
+        started = Worker(smtp_port=1, concurrency=1, log=tmp_path_factory.mktemp("worker") / "worker.log")
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def routed_to(worker):
+    """The conversion task goes to the test worker's own queue, as in production to the default one."""
+    previous = celery_app.conf.task_routes
+    celery_app.conf.task_routes = {"events.tasks.events_convert": {"queue": worker.queue}}
+    yield worker
+    celery_app.conf.task_routes = previous
+
+
+def wait_until(check, timeout: float = 30):
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError("the worker did not convert the events in time")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_saving_and_deleting_a_rate_in_the_admin_converts_stored_events(routed_to, admin_client, organization,
+                                                                        api_as, ingest_key):
+    send(api_as(ingest_key), an_event(id="pending", currency="EUR", cost="10", charge="20",
+                                      timestamp="2026-11-05T10:00:00Z"))
+    assert stored(organization, "pending").cost_reporting is None
+
+    response = admin_client.post(ADD, rate_form(organization, rate="1.1"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    wait_until(lambda: stored(organization, "pending").cost_reporting is not None)
+    row = stored(organization, "pending")
+    assert (row.cost_reporting, row.charge_reporting, row.exchange_rate) == (Decimal("11"), Decimal("22"),
+                                                                              Decimal("1.1"))
+    assert UNCONVERTED_FLAG not in row.flags
+
+    # Corrected in the admin: re-converted with the corrected rate.
+    rate = ExchangeRate.objects.get(organization=organization)
+    assert rate.quote == "USD"
+    response = admin_client.post(reverse("admin:organizations_exchangerate_change", args=[rate.pk]),
+                                 rate_form(organization, rate="1.25"))
+    assert response.status_code == 302
+    wait_until(lambda: stored(organization, "pending").cost_reporting == Decimal("12.5"))
+
+    # Deleted: no rate is in force any more, the event is unconverted again.
+    response = admin_client.post(reverse("admin:organizations_exchangerate_delete", args=[rate.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    wait_until(lambda: stored(organization, "pending").cost_reporting is None)
+    assert routed_to.count("events.tasks.events_convert") >= 3
