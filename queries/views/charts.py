@@ -55,12 +55,15 @@ def _axis(low: Decimal, high: Decimal, labels: list[str]) -> tuple[list[str], ca
         return TOP + float((high - value) / span) * plot_h
 
     parts = []
+    largest = max(abs(high), abs(low))
     for step in range(5):
         value = low + span * step / 4
         position = y(value)
+        # One format for every tick of an axis, chosen by its largest value.
+        tick = _compact(value) if largest >= 1000 else f"{value:.0f}" if largest >= 10 else f"{value:.2f}"
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{position:.1f}" y2="{position:.1f}"/>'
                      f'<text class="tick" x="{LEFT - 6}" y="{position + 4:.1f}" text-anchor="end">'
-                     f'{escape(_compact(value))}</text>')
+                     f'{escape(tick)}</text>')
     slot = plot_w / max(len(labels), 1)
     every = max(1, len(labels) // 8)
     for index, text in enumerate(labels):
@@ -94,9 +97,13 @@ def stacked_bars(*, title: str, labels: list[str], series: list[tuple[str, list[
 
 def line(*, title: str, labels: list[str], values: list[Decimal | None]) -> SafeString:
     """A line over the labels with a zero line; gaps where a value is unknown."""
-    known = [value for value in values if value is not None]
-    high = _nice_max(max(known + [Decimal(0)]))
-    low = -_nice_max(-min(known + [Decimal(0)])) if min(known + [Decimal(0)]) < 0 else Decimal(0)
+    known = [value for value in values if value is not None] + [Decimal(0)]
+    top, bottom = max(known), min(known)
+    # The axis spans zero and the data, each side rounded out to a readable step.
+    high = _nice_max(top) if top > 0 else Decimal(0)
+    low = -_nice_max(-bottom) if bottom < 0 else Decimal(0)
+    if high == low:
+        high = Decimal(1)
     parts, y, slot = _axis(low, high, labels)
     zero = y(Decimal(0))
     parts.append(f'<line class="zero" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{zero:.1f}" y2="{zero:.1f}"/>')

@@ -16,7 +16,7 @@ from queries.services import saved_query_create
 from queries.spec import DEFAULT_METRICS, GROUPS, METRICS, RANGES, STRING_FILTERS, TIME_GROUPS
 from queries.views import charts
 from queries.views.access import Viewer, org_page
-from queries.views.present import LABELS, bucket_label, table
+from queries.views.present import LABELS, bucket_label, table, window_label
 from queries.views.reports import report_with_range
 
 RANGE_LABELS = {"today": "Today", "last_24_hours": "Last 24 hours", "last_7_days": "Last 7 days",
@@ -139,7 +139,7 @@ def explore(request, viewer: Viewer):
         return render(request, "dashboard/explore.html", context, status=error.status)
     if params.get("format") == "csv":
         return csv_response(result, filename="report")
-    context.update(result=table(result), window={"from": result["from"], "to": result["to"]},
+    context.update(result=table(result), window=window_label(result),
                    **chart_context(result, title="Report"))
     return render(request, "dashboard/explore.html", context)
 

@@ -109,7 +109,6 @@ def overview(request, viewer: Viewer):
         labels = {"count": "Events", "cost": "Cost", "charge": "Charge", "margin": "Margin", "margin_pct": "Margin %"}
         context["tiles"] = [_tile(name, labels[name], current["totals"], previous["totals"], currency)
                             for name in TILE_METRICS]
-        context["window"] = {"from": current["from"], "to": current["to"]}
         context["cost_chart"], context["cost_legend"] = _daily_cost_chart(organization, period)
         context["margin_chart"] = _margin_chart(organization, period)
         context["top"] = [("Projects", "top-projects", _top(organization, period, "project")),

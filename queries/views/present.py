@@ -84,3 +84,9 @@ def table(result: dict) -> dict:
               for name in columns]
     headers = [{"name": name, "label": LABELS.get(name, name), "numeric": name in METRIC_NAMES} for name in columns]
     return {"headers": headers, "rows": rows, "totals": totals, "truncated": result.get("truncated", False)}
+
+
+def window_label(result: dict) -> str:
+    """The report's half-open window as people read it, in the organization's offset."""
+    start, end = (datetime.fromisoformat(result[name]) for name in ("from", "to"))
+    return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} (UTC{start:%z}), end excluded"

@@ -10,7 +10,7 @@ from queries.services import saved_query_delete
 from queries.spec import RANGES
 from queries.views.access import Viewer, org_page
 from queries.views.explore import RANGE_LABELS, chart_context, csv_response
-from queries.views.present import table
+from queries.views.present import table, window_label
 
 
 @org_page()
@@ -35,7 +35,7 @@ def saved_query(request, viewer: Viewer, saved_query_id: int):
         return render(request, "dashboard/saved_query.html", context, status=error.status)
     if request.GET.get("format") == "csv":
         return csv_response(result, filename="saved-query")
-    context.update(result=table(result), window={"from": result["from"], "to": result["to"]},
+    context.update(result=table(result), window=window_label(result),
                    **chart_context(result, title=query.name))
     return render(request, "dashboard/saved_query.html", context)
 

@@ -132,3 +132,27 @@ def test_the_admin_login_still_works(client, organization):
                                                          "password": "correct horse battery"})
     assert response.status_code == 302
     assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_no_page_shows_another_organizations_data(organization, other_organization, other_project, owner_client,
+                                                  events_sent):
+    from budgets.services import budget_create
+    from queries.services import saved_query_create
+    from tests.queries.helpers import event, send_events
+
+    send_events(other_organization, [event(project=other_project.slug, cost="999", charge="1", provider="cohere",
+                                           userId="usr_globex", traces=["trace_globex"])])
+    budget_create(organization=other_organization, api_key=None, name="Globex budget", amount="10")
+    saved_query_create(organization=other_organization, api_key=None, name="Globex query",
+                       query={"range": "today"})
+    make_api_key(organization=other_organization, scopes="read")
+    ApiKey.objects.filter(organization=other_organization).update(name="globex-key")
+    for page in PAGES:
+        text = owner_client.get(f"/o/{organization.slug}/{page}").content.decode()
+        for secret in ("usr_globex", "cohere", "999", "Globex budget", "Globex query", "globex-key", "Globex"):
+            assert secret not in text, (page, secret)
+    # Looking B's trace or customer up from A finds nothing (the filter echoes only what was typed).
+    for lookup in ("trace=trace_globex", "user=usr_globex"):
+        text = owner_client.get(f"/o/{organization.slug}/events/?{lookup}").content.decode()
+        assert "No events match." in text and "999" not in text and "cohere" not in text
