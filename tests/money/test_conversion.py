@@ -167,3 +167,19 @@ def test_an_organization_in_another_reporting_currency_converts_into_it(api_as, 
     dollars, yen = stored(organization, "dollars"), stored(organization, "yen")
     assert (dollars.cost_reporting, dollars.charge_reporting) == (Decimal("3.01"), Decimal("4.515"))
     assert (yen.currency, yen.cost_reporting) == ("JPY", Decimal("3"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ingestion_and_late_conversion_round_ties_the_same_way(api_as, ingest_key, organization):
+    """A product with a 5 in the 19th place rounds up in Python and in SQL alike, so an
+    event converted late carries exactly what it would have carried on time."""
+    tiny = "0.000000000000000001"  # x 0.5 = 0.0000000000000000005: a tie at 18 places
+    add_rate(organization, "EUR", "0.5", "2026-11-10T00:00:00Z")
+    send(api_as(ingest_key), eur("on-time", "2026-11-10T12:00:00Z", cost=tiny, charge="0.000000000000000003"),
+         eur("late", "2026-11-09T12:00:00Z", cost=tiny, charge="0.000000000000000003"))
+    assert stored(organization, "late").cost_reporting is None
+    add_rate(organization, "EUR", "0.5", "2026-11-01T00:00:00Z")
+    assert events_convert(organization=organization).converted == 1
+    on_time, late = stored(organization, "on-time"), stored(organization, "late")
+    assert (on_time.cost_reporting, on_time.charge_reporting) == (Decimal("1E-18"), Decimal("2E-18"))
+    assert (late.cost_reporting, late.charge_reporting) == (on_time.cost_reporting, on_time.charge_reporting)
