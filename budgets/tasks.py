@@ -40,6 +40,11 @@ _redis_down_until = 0.0
 _has_budgets: dict[int, tuple[float, bool]] = {}
 
 
+def _queue() -> str | None:
+    """Operators may give budget work its own queue and workers (BUDGETS_QUEUE); tests use one each."""
+    return getattr(settings, "BUDGETS_QUEUE", None) or None
+
+
 def _pending_key(organization_id: int) -> str:
     return f"budgets:evaluation-pending:{organization_id}"
 
@@ -69,7 +74,8 @@ def budgets_request_evaluation(*, organization_id: int, project_ids: list[int], 
     try:
         if _redis().set(_pending_key(organization_id), "1", nx=True, ex=PENDING_TTL_SECONDS):
             try:
-                budgets_evaluate_organization.apply_async(args=[organization_id], countdown=DEBOUNCE_SECONDS)
+                budgets_evaluate_organization.apply_async(args=[organization_id], countdown=DEBOUNCE_SECONDS,
+                                                          queue=_queue())
             except Exception:
                 _redis().delete(_pending_key(organization_id))
                 raise
@@ -103,7 +109,8 @@ def _schedule_retry(alert_id: int) -> None:
     if alert is None or alert.next_attempt_at is None:
         return
     try:
-        budgets_alert_send.apply_async(args=[alert_id], countdown=retry_delay(alert.attempts).total_seconds())
+        budgets_alert_send.apply_async(args=[alert_id], countdown=retry_delay(alert.attempts).total_seconds(),
+                                       queue=_queue())
     except Exception:
         logger.warning("budget.alert_retry_not_enqueued", extra={"alert_id": alert_id})
 
@@ -128,7 +135,7 @@ def budgets_sweep() -> dict:
     claimed = budgets_evaluate_all()
     due = budget_alerts_due()
     for alert_id in dict.fromkeys([*claimed, *due]):
-        budgets_alert_send.delay(alert_id)
+        budgets_alert_send.apply_async(args=[alert_id], queue=_queue())
     logger.info("budget.sweep", extra={"claimed": len(claimed), "due": len(due),
                                        "seconds": round(time.monotonic() - started, 3)})
     return {"claimed": len(claimed), "due": len(due)}
