@@ -104,21 +104,71 @@ def catalog_price(*, provider: str | None, model: str, usage: Usage, when: datet
     catalog to infer from the model name; a known provider is held to its own models.
     """
     provider_id = CATALOG_PROVIDER_IDS.get(provider, provider) if provider else None
+    snapshot = data_snapshot.get_snapshot()
     if provider_id is not None:
         try:
-            data_snapshot.get_snapshot().find_provider(None, provider_id, None)
+            snapshot.find_provider(None, provider_id, None)
         except LookupError:
             provider_id = None
-    catalog_usage = genai_prices.Usage(
-        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_tokens or None, cache_write_tokens=usage.cache_write_tokens or None)
     try:
-        calculation = genai_prices.calc_price(catalog_usage, model, provider_id=provider_id,
-                                              genai_request_timestamp=when)
+        catalog_provider, catalog_model = snapshot.find_provider_model(model, None, provider_id, None)
+        model_price = catalog_model.get_prices(when)
+        coefficients = _linear_coefficients(model_price)
+        if coefficients is not None:
+            amount = _linear_amount(coefficients, usage)
+        else:
+            amount = catalog_model.calc_price(_catalog_usage(usage), catalog_provider,
+                                              genai_request_timestamp=when).total_price
     except (LookupError, ValueError, ArithmeticError):
         return None
-    ref = f"genai-prices {CATALOG_VERSION}: {calculation.provider.id}/{calculation.model.id}"
-    return Price(_exact(calculation.total_price), "USD", ref[:200])
+    ref = f"genai-prices {CATALOG_VERSION}: {catalog_provider.id}/{catalog_model.id}"
+    return Price(_exact(amount), "USD", ref[:200])
+
+
+def _catalog_usage(usage: Usage) -> genai_prices.Usage:
+    return genai_prices.Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                              cache_read_tokens=usage.cache_read_tokens or None,
+                              cache_write_tokens=usage.cache_write_tokens or None)
+
+
+# The catalog's own calculation costs ~200 us (it decomposes the usage into units on
+# every call). For the usual price (per-token prices, no tiers) it is linear in the
+# four counts we send, so its coefficients are read from the catalog once per price
+# and checked against it at a sample point; anything else takes the catalog's path.
+_LINEAR_KEYS = frozenset({"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok",
+                          "web_searches_kcount", "storage_searches_kcount"})  # searches: we never send any
+_linear_cache: dict[int, tuple[object, tuple | None]] = {}
+
+
+def _linear_coefficients(model_price) -> tuple | None:
+    cached = _linear_cache.get(id(model_price))
+    if cached is not None and cached[0] is model_price:
+        return cached[1]
+    coefficients = None
+    if all(isinstance(value, Decimal) for value in model_price.__dict__.values() if value is not None) and \
+            {key for key, value in model_price.__dict__.items() if value is not None} <= _LINEAR_KEYS:
+        def catalog(usage: Usage) -> Decimal:
+            return model_price.calc_price(_catalog_usage(usage))["total_price"]
+
+        base = catalog(Usage(0, 0))
+        per_million = (catalog(Usage(1_000_000, 0)) - base, catalog(Usage(0, 1_000_000)) - base,
+                       catalog(Usage(1_000_000, 0, 1_000_000, 0)) - base,
+                       catalog(Usage(1_000_000, 0, 0, 1_000_000)) - base)
+        candidate = (base, *per_million)
+        sample = Usage(987_654, 12_345, 4_321, 1_234)
+        if _linear_amount(candidate, sample) == catalog(sample):
+            coefficients = candidate
+    _linear_cache[id(model_price)] = (model_price, coefficients)
+    return coefficients
+
+
+def _linear_amount(coefficients: tuple, usage: Usage) -> Decimal:
+    base, fresh_input, output, cache_read, cache_write = coefficients
+    plain_input = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
+    total = EXACT.add(EXACT.add(EXACT.multiply(plain_input, fresh_input), EXACT.multiply(usage.output_tokens, output)),
+                      EXACT.add(EXACT.multiply(usage.cache_read_tokens, cache_read),
+                                EXACT.multiply(usage.cache_write_tokens, cache_write)))
+    return EXACT.add(base, EXACT.divide(total, MILLION))
 
 
 @dataclass
