@@ -137,9 +137,11 @@ def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
 def resolve_range(name: str, *, tz: ZoneInfo, now: datetime, field: str = "range") -> tuple[datetime, datetime]:
     """A relative range as `[start, end)` in UTC.
 
-    `today`, `this_month` and `previous_month` are calendar periods that start at
-    local midnight; `last_*` are rolling windows that end now and go back the
-    same wall-clock time (so `last_7_days` spans 7 x 24 h except across a DST switch).
+    Every range but `last_24_hours` is made of whole local calendar days:
+    `last_7_days` is today and the 6 days before it (like Stripe's "Last 7 days"),
+    `last_30_days` today and the 29 before. Whole days are what a weekly review
+    means, and what the daily rollups answer in milliseconds. `last_24_hours` is the
+    rolling window ending now.
     """
     if name not in RANGES:
         raise _fail(field, f"'{str(name)[:40]}' is not a range{_did_you_mean(name, RANGES)}; "
@@ -153,8 +155,7 @@ def resolve_range(name: str, *, tz: ZoneInfo, now: datetime, field: str = "range
         return now - timedelta(hours=24), now
     if name in ("last_7_days", "last_30_days"):
         days = 7 if name == "last_7_days" else 30
-        # Aware arithmetic within one zone is wall-clock arithmetic.
-        return (local_now - timedelta(days=days)).astimezone(UTC), now
+        return _local_midnight(today - timedelta(days=days - 1), tz), _local_midnight(today + timedelta(days=1), tz)
     first = today.replace(day=1)
     next_first = (first + timedelta(days=32)).replace(day=1)
     if name == "this_month":

@@ -123,7 +123,7 @@ def test_order_by_a_group_or_metric_ascending_or_descending():
 
 def test_a_saved_query_may_give_a_range_and_its_messages_say_query():
     spec = parse({"range": "last_7_days"}, allow_range=True, prefix="query.")
-    assert (spec.start, spec.end) == (datetime(2026, 11, 11, 15, 30, tzinfo=UTC), NOW)
+    assert (spec.start, spec.end) == (datetime(2026, 11, 12, tzinfo=UTC), datetime(2026, 11, 19, tzinfo=UTC))
     message = refused({"range": "last_week"}, allow_range=True, prefix="query.")
     assert message.startswith("query.range: 'last_week' is not a range") and "last_7_days" in message
     assert refused({**WINDOW, "range": "today"}, allow_range=True).startswith("range: give either range or")
@@ -154,11 +154,13 @@ def local(text: str) -> datetime:
     ("Asia/Kolkata", "2026-11-18T20:00:00+00:00", "today", "2026-11-19T00:00:00+05:30", "2026-11-20T00:00:00+05:30"),
     ("America/New_York", "2026-11-18T15:30:00+00:00", "last_24_hours",
      "2026-11-17T15:30:00+00:00", "2026-11-18T15:30:00+00:00"),
-    # Rolling windows go back the same wall-clock time: 7 days after the fall-back is 7 x 24 h + 1 h.
+    # Whole local days, today included: across the fall-back the 7 days are 7 x 24 h + 1 h.
     ("America/New_York", "2026-11-05T12:00:00-05:00", "last_7_days",
-     "2026-10-29T12:00:00-04:00", "2026-11-05T12:00:00-05:00"),
+     "2026-10-30T00:00:00-04:00", "2026-11-06T00:00:00-05:00"),
     ("America/New_York", "2026-11-18T15:30:00+00:00", "last_30_days",
-     "2026-10-19T10:30:00-04:00", "2026-11-18T10:30:00-05:00"),
+     "2026-10-20T00:00:00-04:00", "2026-11-19T00:00:00-05:00"),
+    ("Asia/Kathmandu", "2026-11-18T20:00:00+00:00", "last_7_days",  # already the 19th there
+     "2026-11-13T00:00:00+05:45", "2026-11-20T00:00:00+05:45"),
     # The month starts at local midnight, and December's end is January's start.
     ("America/New_York", "2026-12-31T23:30:00-05:00", "this_month",
      "2026-12-01T00:00:00-05:00", "2027-01-01T00:00:00-05:00"),
