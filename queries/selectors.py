@@ -13,6 +13,7 @@ from organizations.models import ApiKey, Organization, Project
 from organizations.selectors import project_list_visible
 from queries.engine import Scope, compile_report
 from queries.models import SavedQuery
+from queries.rollups import rollup_zone
 from queries.spec import ReportSpec, report_spec_parse, run_window_parse
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ def report_scope(*, organization: Organization, api_key: ApiKey | None, spec: Re
                 raise NotFound(f"No project '{slug}'.", details={"field": "projects"})
         project_ids = [ids_by_slug[slug] for slug in spec.projects]
     return Scope(organization_id=organization.pk, project_ids=tuple(sorted(project_ids)),
-                 timezone=organization.timezone)
+                 timezone=organization.timezone,
+                 rollups=rollup_zone(organization_id=organization.pk) == organization.timezone)
 
 
 def _iso(moment: datetime, tz: ZoneInfo) -> str:

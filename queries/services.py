@@ -8,6 +8,7 @@ from koala.exceptions import InvalidRequest, KoalaError
 from organizations.models import ApiKey, Organization, Project
 from queries.builtins import BUILTIN_QUERIES
 from queries.models import SavedQuery
+from queries.rollups import rollup_fold, rollup_rebuild  # noqa: F401  (how other apps reach the rollups)
 from queries.selectors import report_scope
 from queries.spec import report_spec_parse
 

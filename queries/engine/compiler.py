@@ -28,6 +28,8 @@ class Scope:
     organization_id: int
     project_ids: tuple[int, ...]
     timezone: str
+    # The organization's rollups are built in its current zone (queries_rollup_zone).
+    rollups: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,7 @@ def _conditions(spec: ReportSpec, source: Source, params: dict) -> list[str]:
     conditions = [
         f"{column('organization')} = %(organization_id)s",
         f"{column('project')} = ANY(%(project_ids)s::bigint[])",
-        f"{column('timestamp')} >= %(start)s",
-        f"{column('timestamp')} < %(end)s",
+        *source.window(params),
     ]
     for name in sorted(spec.filters):
         values, key = spec.filters[name], f"filter_{name}"
@@ -112,7 +113,7 @@ def _order(spec: ReportSpec, groups: list[Group], part_columns: dict) -> str:
 
 def compile_report(spec: ReportSpec, scope: Scope, *, source: Source | None = None) -> CompiledReport:
     """The one statement that answers `spec` within `scope`; pure, no database."""
-    source = source or choose_source(spec)
+    source = source or choose_source(spec, timezone=scope.timezone, rollups=scope.rollups)
     params = {
         "organization_id": scope.organization_id, "project_ids": list(scope.project_ids),
         "start": spec.start, "end": spec.end, "tz": scope.timezone, "row_limit": spec.limit + 1,

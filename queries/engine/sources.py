@@ -1,16 +1,18 @@
 """Where a report reads from.
 
 A `Source` is a relation of event-like rows plus the SQL for each group and
-aggregate part over it. Today there is one, the raw partitioned `events_event`
-table. A rollup table plugs in by subclassing `Source` (its parts become sums of
-pre-aggregated columns: `count` -> `sum(event_count)`), answering `supports()` only
-for the specs it can serve exactly (additive metrics, its dimensions, a window and
-time buckets aligned to its grain in the organization's time zone), and being
-registered ahead of the raw table in `SOURCES`. `choose_source()` picks the first
-that supports a spec, so the raw table remains the answer of last resort.
+aggregate part over it. The raw partitioned `events_event` table serves every
+spec; the rollups (queries/rollups) serve the specs they can answer exactly: their
+dimensions, additive parts (and percentiles from the latency histogram, within its
+bound), and a window of whole local days. `choose_source()` picks the first in
+`SOURCES` that supports a spec, so the raw table remains the answer of last resort.
 """
 from dataclasses import dataclass
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
 
+from queries.rollups.histogram import GAMMA
+from queries.engine.metrics import METRICS
 from queries.spec import ReportSpec
 
 
@@ -26,7 +28,11 @@ class Source:
     name = "abstract"
     relation = ""
 
-    def supports(self, spec: ReportSpec) -> bool:
+    def supports(self, spec: ReportSpec, *, timezone: str, rollups: bool) -> bool:
+        raise NotImplementedError
+
+    def window(self, params: dict) -> list[str]:
+        """Conditions keeping the rows of [params["start"], params["end"]); may add params."""
         raise NotImplementedError
 
     def column(self, name: str) -> str:
@@ -82,8 +88,11 @@ class RawEvents(Source):
         "users": "count(DISTINCT e.user_id)",
     }
 
-    def supports(self, spec: ReportSpec) -> bool:
+    def supports(self, spec: ReportSpec, *, timezone: str, rollups: bool) -> bool:
         return True
+
+    def window(self, params: dict) -> list[str]:
+        return ['e."timestamp" >= %(start)s', 'e."timestamp" < %(end)s']
 
     def column(self, name: str) -> str:
         return self._COLUMNS[name]
@@ -95,9 +104,98 @@ class RawEvents(Source):
         return self._PARTS[name]
 
 
-# Most specific first; a rollup source is inserted before the raw events.
-SOURCES: list[Source] = [RawEvents()]
+def _local_day(moment: datetime, tz: ZoneInfo):
+    """The local date `moment` starts, or None when it is not a local midnight."""
+    local = moment.astimezone(tz)
+    if local.time() != time(0):
+        return None
+    return local.date()
 
 
-def choose_source(spec: ReportSpec) -> Source:
-    return next(source for source in SOURCES if source.supports(spec))
+_LOCAL_DAY = "(e.day::timestamp AT TIME ZONE %(tz)s)"
+
+
+class Rollup(Source):
+    """A daily rollup table: rows per organization, local day, project and `dimensions`."""
+
+    def __init__(self, name: str, relation: str, dimensions: dict, parts: dict, filters: frozenset):
+        self.name, self.relation = name, relation
+        self._columns = {"organization": "e.organization_id", "project": "e.project_id", **dimensions}
+        self._parts = parts
+        self._filters = filters
+        self._groups = frozenset(("day", "week", "month", "project", *dimensions))
+
+    def supports(self, spec: ReportSpec, *, timezone: str, rollups: bool) -> bool:
+        if not rollups or not set(spec.group_by) <= self._groups or not set(spec.filters) <= self._filters:
+            return False
+        if any(part not in self._parts for name in spec.metrics for part in METRICS[name].parts):
+            return False
+        tz = ZoneInfo(timezone)
+        return _local_day(spec.start, tz) is not None and _local_day(spec.end, tz) is not None
+
+    def window(self, params: dict) -> list[str]:
+        tz = ZoneInfo(params["tz"])
+        params["start_day"], params["end_day"] = _local_day(params["start"], tz), _local_day(params["end"], tz)
+        return ["e.day >= %(start_day)s", "e.day < %(end_day)s"]
+
+    def column(self, name: str) -> str:
+        return self._columns[name]
+
+    def group(self, name: str) -> Group:
+        if name == "day":
+            return Group(_LOCAL_DAY, text=False, time=True)
+        if name in ("week", "month"):
+            return Group(f"(date_trunc('{name}', e.day::timestamp) AT TIME ZONE %(tz)s)", text=False, time=True)
+        if name == "project":
+            return RawEvents._GROUPS["project"]
+        return Group(self._columns[name])
+
+    def part(self, name: str) -> str:
+        return self._parts[name]
+
+
+_DIMENSIONS = {name: f"e.{name}" for name in ("environment", "provider", "model", "application", "action")}
+_AMOUNT_PARTS = {
+    "count": "COALESCE(sum(e.event_count), 0)::bigint",
+    "cost": "COALESCE(sum(e.cost), 0)",
+    "charge": "COALESCE(sum(e.charge), 0)",
+    "margin": "COALESCE(sum(e.margin), 0)",
+    "uncharged_count": "COALESCE(sum(e.uncharged_count), 0)::bigint",
+    "uncharged_cost": "COALESCE(sum(e.uncharged_cost), 0)",
+    "error_count": "COALESCE(sum(e.error_count), 0)::bigint",
+    "unconverted_count": "COALESCE(sum(e.unconverted_count), 0)::bigint",
+}
+
+
+def _quantile(q: float) -> str:
+    return (f"koala_hist_quantile(array_agg(e.bucket) FILTER (WHERE e.bucket IS NOT NULL), "
+            f"array_agg(e.event_count) FILTER (WHERE e.bucket IS NOT NULL), {q}, {GAMMA!r})")
+
+
+DAILY = Rollup(
+    "rollup_daily", "queries_rollup_daily", {**_DIMENSIONS, "status": "e.status"},
+    {**_AMOUNT_PARTS, "latency_sum": "sum(e.latency_sum)", "latency_count": "COALESCE(sum(e.latency_count), 0)::bigint"},
+    frozenset(("environment", "provider", "model", "application", "action", "status")),
+)
+DAILY_USER = Rollup(
+    "rollup_daily_user", "queries_rollup_daily_user", {"environment": "e.environment", "user": "e.user_id"},
+    {**_AMOUNT_PARTS, "users": "count(DISTINCT e.user_id)"},
+    frozenset(("environment", "user")),
+)
+DAILY_LATENCY = Rollup(
+    "rollup_daily_latency", "queries_rollup_daily_latency", _DIMENSIONS,
+    {
+        "count": "COALESCE(sum(e.event_count), 0)::bigint",
+        "latency_sum": "sum(e.latency_sum) FILTER (WHERE e.bucket IS NOT NULL)",
+        "latency_count": "COALESCE(sum(e.event_count) FILTER (WHERE e.bucket IS NOT NULL), 0)::bigint",
+        "latency_p50": _quantile(0.5), "latency_p95": _quantile(0.95), "latency_p99": _quantile(0.99),
+    },
+    frozenset(("environment", "provider", "model", "application", "action")),
+)
+
+# Most specific first; the raw events answer whatever no rollup can.
+SOURCES: list[Source] = [DAILY, DAILY_USER, DAILY_LATENCY, RawEvents()]
+
+
+def choose_source(spec: ReportSpec, *, timezone: str, rollups: bool) -> Source:
+    return next(source for source in SOURCES if source.supports(spec, timezone=timezone, rollups=rollups))

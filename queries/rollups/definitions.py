@@ -1,0 +1,88 @@
+"""What each rollup keeps: its key columns and its measures, as SQL over events.
+
+Designed from the weekly questions rather than as one table (an hourly rollup that
+keeps the user barely shrinks):
+
+- daily: spend, charge, margin, failures and average latency by project,
+  environment, provider, model, application, action and status;
+- daily_user: the customer questions (top customers, usage trends, distinct users);
+- daily_latency: a log-bucketed latency histogram for the percentiles;
+- hourly: spend per UTC hour, project, environment and provider, for spike alerts.
+
+Each measure is the raw engine's own aggregate (queries/engine/sources.py), so a
+rollup sum over days equals the raw answer exactly. `day` is the event's calendar
+day in the organization's zone (`z.tz`).
+"""
+from dataclasses import dataclass
+
+from queries.rollups.histogram import BUCKET_SQL
+
+
+@dataclass(frozen=True)
+class Rollup:
+    table: str
+    keys: tuple[tuple[str, str], ...]  # (column, SQL over events e and zone z)
+    measures: tuple[tuple[str, str], ...]  # (column, aggregate over e)
+    hourly: bool = False
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return tuple(column for column, _ in self.keys)
+
+    @property
+    def measure_columns(self) -> tuple[str, ...]:
+        return tuple(column for column, _ in self.measures)
+
+
+DAY = ("day", "(e.\"timestamp\" AT TIME ZONE z.tz)::date")
+PROJECT = ("project_id", "e.project_id")
+
+
+def _plain(*names: str) -> tuple[tuple[str, str], ...]:
+    return tuple((name, f"e.{name}") for name in names)
+
+
+AMOUNTS = (
+    ("event_count", "count(*)"),
+    ("error_count", "count(*) FILTER (WHERE e.status = 'error')"),
+    ("cost", "COALESCE(sum(e.cost_reporting), 0)"),
+    ("charge", "COALESCE(sum(e.charge_reporting), 0)"),
+    ("margin", "COALESCE(sum(e.charge_reporting - e.cost_reporting), 0)"),
+    ("uncharged_count", "count(*) FILTER (WHERE e.charge_reporting IS NULL)"),
+    ("uncharged_cost", "COALESCE(sum(e.cost_reporting) FILTER (WHERE e.charge_reporting IS NULL), 0)"),
+    ("unconverted_count", "count(*) FILTER (WHERE e.cost_reporting IS NULL)"),
+)
+
+DAILY = Rollup(
+    table="queries_rollup_daily",
+    keys=(DAY, PROJECT) + _plain("environment", "provider", "model", "application", "action", "status"),
+    measures=AMOUNTS + (
+        ("latency_count", "count(e.latency_ms)"),
+        ("latency_sum", "COALESCE(sum(e.latency_ms), 0)"),
+        ("input_tokens", "COALESCE(sum(e.input_tokens), 0)"),
+        ("output_tokens", "COALESCE(sum(e.output_tokens), 0)"),
+    ),
+)
+DAILY_USER = Rollup(
+    table="queries_rollup_daily_user",
+    keys=(DAY, PROJECT) + _plain("environment", "user_id"),
+    measures=AMOUNTS,
+)
+DAILY_LATENCY = Rollup(
+    table="queries_rollup_daily_latency",
+    keys=(DAY, PROJECT) + _plain("environment", "provider", "model", "application", "action")
+    + (("bucket", BUCKET_SQL),),
+    measures=(("event_count", "count(*)"), ("latency_sum", "COALESCE(sum(e.latency_ms), 0)")),
+)
+HOURLY = Rollup(
+    table="queries_rollup_hourly",
+    keys=(("hour", "date_trunc('hour', e.\"timestamp\", 'UTC')"), PROJECT) + _plain("environment", "provider"),
+    measures=(
+        ("event_count", "count(*)"),
+        ("cost", "COALESCE(sum(e.cost_reporting), 0)"),
+        ("unconverted_count", "count(*) FILTER (WHERE e.cost_reporting IS NULL)"),
+    ),
+    hourly=True,
+)
+
+ROLLUPS = (DAILY, DAILY_USER, DAILY_LATENCY, HOURLY)

@@ -1,0 +1,128 @@
+"""Property: for random events and random report specs a rollup can serve, the
+rollup answer, the raw SQL answer and the plain-Python oracle agree (percentiles
+within the histogram's documented bound)."""
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection, transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from queries import selectors
+from queries.engine import choose_source
+from queries.rollups import rollup_fold
+from queries.rollups.histogram import ALPHA
+from queries.selectors import report_execute
+from queries.spec import report_spec_parse
+from tests.queries.helpers import insert_events
+from tests.queries.oracle import assert_same_report, oracle_report
+from tests.queries.test_engine_property import FILTERS, PROJECTS, START, ZONES, events, world  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+TIME = ["day", "week", "month"]
+ADDITIVE = ["count", "cost", "charge", "margin", "margin_pct", "uncharged_count", "uncharged_cost", "error_count",
+            "error_rate"]
+# What each rollup answers: (groups, filters, metrics).
+SERVED = {
+    "daily": (TIME + ["project", "environment", "provider", "model", "application", "action", "status"],
+              ["environment", "provider", "model", "status"], ADDITIVE + ["latency_avg"]),
+    "daily_user": (TIME + ["project", "environment", "user"], ["environment", "user"], ADDITIVE + ["users"]),
+    "daily_latency": (TIME + ["project", "environment", "provider", "model", "application", "action"],
+                      ["environment", "provider", "model"],
+                      ["count", "latency_avg", "latency_p50", "latency_p95", "latency_p99"]),
+}
+PERCENTILES = {"latency_p50", "latency_p95", "latency_p99"}
+
+
+@st.composite
+def day_specs(draw, zone: str):
+    """Whole local days of `zone`, within the events' fortnight and a day either side."""
+    kind = draw(st.sampled_from(sorted(SERVED)))
+    groups, filters, metrics = SERVED[kind]
+    tz = ZoneInfo(zone)
+    first = draw(st.integers(-1, 14))
+    last = draw(st.integers(first + 1, 16))
+    local = START.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    start = (local + timedelta(days=first)).replace(tzinfo=tz)
+    end = (local + timedelta(days=last)).replace(tzinfo=tz)
+    body = {
+        "from": start.isoformat(), "to": end.isoformat(),
+        "group_by": draw(st.lists(st.sampled_from(groups), unique=True, max_size=3)),
+        "metrics": draw(st.lists(st.sampled_from(metrics), unique=True, min_size=1, max_size=5)),
+        "limit": 10_000,
+    }
+    orderable = body["group_by"] + [name for name in body["metrics"] if name not in PERCENTILES]
+    if orderable and draw(st.booleans()):
+        body["order_by"] = draw(st.sampled_from(["", "-"])) + draw(st.sampled_from(orderable))
+    if draw(st.integers(0, 3)) == 0:
+        body["projects"] = draw(st.lists(st.sampled_from(PROJECTS), unique=True, min_size=1))
+    if draw(st.integers(0, 2)) == 0:
+        name = draw(st.sampled_from(filters))
+        body["filters"] = {name: draw(FILTERS[name])}
+    return body
+
+
+def _within_bound(answer: dict, expected: dict) -> None:
+    """Percentile cells within ALPHA of the exact value; then the rest must be equal."""
+    columns = answer["columns"]
+    for name in PERCENTILES & set(columns):
+        index = columns.index(name)
+        pairs = [(got[index], want[index]) for got, want in zip(answer["rows"], expected["rows"])]
+        pairs.append((answer["totals"][name], expected["totals"][name]))
+        for got, want in pairs:
+            assert (got is None) == (want is None), (name, got, want)
+            if want is not None:
+                assert abs(got - want) <= ALPHA * abs(want) + 1e-9, (name, got, want)
+                # Equal from here on, so the exact comparison covers everything else.
+        for row, want in zip(answer["rows"], expected["rows"]):
+            row[index] = want[index]
+        answer["totals"][name] = expected["totals"][name]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(rows=events, zone=st.sampled_from(ZONES), data=st.data())
+def test_rollups_raw_sql_and_the_oracle_agree(world, rows, zone, data, monkeypatch):  # noqa: F811
+    organization, projects, _ = world
+    bodies = data.draw(st.lists(day_specs(zone), min_size=1, max_size=3))
+    with transaction.atomic():
+        organization.timezone = zone
+        organization.save(update_fields=["timezone"])
+        insert_events(organization, [{**row, "project": projects[row["project"]]} for row in rows])
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT now()")
+            [received] = cursor.fetchone()
+        rollup_fold(up_to=received + timedelta(seconds=1))  # this transaction's events are final to it
+        for body in bodies:
+            spec = report_spec_parse(body, timezone_name=zone, now=START)
+            assert choose_source(spec, timezone=zone, rollups=True).name.startswith("rollup_"), body
+            expected = oracle_report(rows, spec, timezone_name=zone, visible=set(PROJECTS))
+            from_rollup = report_execute(organization=organization, api_key=None, spec=spec)
+            with monkeypatch.context() as patch:
+                patch.setattr(selectors, "rollup_zone", lambda organization_id: None)
+                from_raw = report_execute(organization=organization, api_key=None, spec=spec)
+            assert_same_report(from_raw, expected)
+            _within_bound(from_rollup, expected)
+            assert_same_report(from_rollup, expected)
+        transaction.set_rollback(True)
+
+
+def test_the_rollups_are_used_only_in_the_organizations_current_zone(world):  # noqa: F811
+    organization, projects, _ = world
+    insert_events(organization, [{"project": projects["p1"], "timestamp": START + timedelta(hours=2), "cost": "1"}])
+    rollup_fold(up_to=datetime.now(START.tzinfo) + timedelta(hours=1))
+    body = {"from": "2026-10-23T00:00:00Z", "to": "2026-10-24T00:00:00Z", "group_by": ["day"], "metrics": ["cost"]}
+    spec = report_spec_parse(body, timezone_name="UTC", now=START)
+    assert selectors.report_scope(organization=organization, api_key=None, spec=spec).rollups
+    organization.timezone = "Asia/Kathmandu"
+    organization.save(update_fields=["timezone"])
+    # Until the fold rebuilds it, the organization's days are UTC days: read the events.
+    assert not selectors.report_scope(organization=organization, api_key=None, spec=spec).rollups
+    rollup_fold(up_to=datetime.now(START.tzinfo) + timedelta(hours=1))
+    assert selectors.report_scope(organization=organization, api_key=None, spec=spec).rollups
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT day, cost FROM queries_rollup_daily WHERE organization_id = %s", [organization.pk])
+        # 02:00 UTC is 07:45 in Kathmandu, the same date; the row was recomputed, not doubled.
+        assert [(str(day), str(cost.normalize())) for day, cost in cursor.fetchall()] == [("2026-10-23", "1")]
