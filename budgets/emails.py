@@ -104,7 +104,7 @@ def alert_message(*, alert: BudgetAlert, recipients: list[str]) -> EmailMultiAlt
                          for title, rows in top_contributors(budget=budget, start=budget_period.start,
                                                              end=budget_period.end).items()],
         "site_url": settings.SITE_URL,
-        "dashboard_url": f"{settings.SITE_URL}/",
+        "dashboard_url": f"{settings.SITE_URL}/o/{organization.slug}/budgets/",
         "budget_url": f"{settings.SITE_URL}/admin/budgets/budget/{budget.pk}/change/",
     }
     if alert.kind == BudgetAlert.Kind.THRESHOLD:
@@ -161,8 +161,11 @@ def budget_alert_send(*, alert_id: int, now: datetime | None = None) -> str:
     return "sent"
 
 
-def budget_alerts_due(*, now: datetime | None = None, limit: int = 1000) -> list[int]:
+def budget_alerts_due(*, now: datetime | None = None, organization_ids: list[int] | None = None,
+                      limit: int = 1000) -> list[int]:
     """Claimed alerts waiting to be sent (new, or a retry whose time has come)."""
     now = now or timezone.now()
-    return list(BudgetAlert.objects.filter(sent_at__isnull=True, next_attempt_at__lte=now)
-                .order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    alerts = BudgetAlert.objects.filter(sent_at__isnull=True, next_attempt_at__lte=now)
+    if organization_ids is not None:
+        alerts = alerts.filter(organization_id__in=organization_ids)
+    return list(alerts.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])

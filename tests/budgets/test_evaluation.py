@@ -179,5 +179,6 @@ def test_the_email_shows_spend_contributors_and_links(project, settings):
     assert "claude-sonnet: 7.00 USD" in text and "cust_big: 7.00 USD" in text
     assert "Assistant Api: 11.00 USD" in text
     assert f"https://koala.example/admin/budgets/budget/{budget.pk}/change/" in text
+    assert f"Dashboard: https://koala.example/o/{project.organization.slug}/budgets/" in text
     html, mimetype = message.alternatives[0]
-    assert mimetype == "text/html" and "<strong>11.00 USD</strong>" in html and "https://koala.example/" in html
+    assert mimetype == "text/html" and "<strong>11.00 USD</strong>" in html and f'href="https://koala.example/o/{project.organization.slug}/budgets/"' in html

@@ -24,7 +24,7 @@ class Command(JsonCommand):
         _fold_rollups()
         claimed = budgets_evaluate_all(organization_ids=organization_ids)
         outcomes = {"sent": 0, "failed": 0, "skipped": 0, "no_recipients": 0}
-        pending = dict.fromkeys([*claimed, *budget_alerts_due()])
+        pending = dict.fromkeys([*claimed, *budget_alerts_due(organization_ids=organization_ids)])
         for alert_id in pending:
             outcomes[budget_alert_send(alert_id=alert_id)] += 1
         return {"claimed": len(claimed), **outcomes}
