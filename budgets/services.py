@@ -7,7 +7,7 @@ threshold) before any email is sent; whoever inserts it sends it (emails.py).
 import logging
 import statistics
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -230,7 +230,7 @@ def _spike_claims(standings: list[Standing], now: datetime) -> list[Claim]:
     budgets = [standing.budget for standing in standings if standing.budget.notify_spike]
     if not budgets:
         return []
-    hour = now.replace(minute=0, second=0, microsecond=0)
+    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     hourly = budget_hourly_spend(budgets=budgets, hour_start=hour)
     claims = []
     by_id = {standing.budget.pk: standing for standing in standings}

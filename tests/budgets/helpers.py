@@ -17,7 +17,7 @@ INSERT = """
 INSERT INTO events_event (organization_id, project_id, client_id, "timestamp", received_at, cost, charge,
     currency, cost_reporting, charge_reporting, environment, provider, application, action, user_id, tags,
     metadata, model)
-VALUES (%s, %s, %s, %s, now(), %s, NULL, %s, %s, NULL, %s, %s, %s, %s, %s, %s, '{}', %s)
+VALUES (%s, %s, %s, %s, COALESCE(%s, now()), %s, NULL, %s, %s, NULL, %s, %s, %s, %s, %s, %s, '{}', %s)
 """
 
 
@@ -27,12 +27,14 @@ def utc(*args) -> datetime:
 
 def spend(project: Project, at: datetime, cost, *, count: int = 1, environment: str = "production",
           provider: str = "openai", application: str = "assistant", action: str = "completion",
-          user: str | None = "user_1", tags: tuple = (), model: str | None = "gpt-4o-mini") -> None:
-    """`count` events of `cost` each at `at` in `project` (its organization's currency)."""
+          user: str | None = "user_1", tags: tuple = (), model: str | None = "gpt-4o-mini",
+          received_at: datetime | None = None) -> None:
+    """`count` events of `cost` each at `at` in `project` (its organization's currency),
+    received now (the transaction's start) unless `received_at`."""
     ensure_partitions({(at.year, at.month)})
     organization = project.organization
     cost = Decimal(str(cost))
-    rows = [(organization.pk, project.pk, f"b-{next(_numbers)}", at, cost, organization.reporting_currency, cost,
+    rows = [(organization.pk, project.pk, f"b-{next(_numbers)}", at, received_at, cost, organization.reporting_currency, cost,
              environment, provider, application, action, user, list(tags), model) for _ in range(count)]
     with connection.cursor() as cursor:
         cursor.executemany(INSERT, rows)

@@ -1,0 +1,102 @@
+"""Spend from the rollups plus the events past their watermark equals the events'
+own sum, for every kind of budget, however much of the data is folded."""
+import random
+from datetime import timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from budgets.periods import period_containing
+from budgets.selectors import budget_hourly_spend, budget_standings
+from organizations.models import Organization
+from queries.services import rollup_fold
+from queries.rollups import rollup_zone
+from tests.budgets.helpers import make_budget, spend, utc
+from tests.factories import make_organization, make_project
+
+NOW = utc(2026, 12, 15, 12, 30)
+DIMENSIONS = {"environment": ["production", "staging"], "provider": ["openai", "anthropic", None],
+              "model": ["gpt-4o", "claude", None], "action": ["completion", "summary"]}
+
+
+def _events(projects, rng: random.Random, count: int) -> list[dict]:
+    events = []
+    for _ in range(count):
+        # Mostly this quarter, some right around the hour the spike check looks at.
+        at = NOW - timedelta(minutes=rng.choice([rng.randrange(0, 80 * 24 * 60), rng.randrange(0, 40),
+                                                 24 * 60 * rng.randrange(1, 8) - rng.randrange(-40, 40)]))
+        events.append({"project": rng.choice(projects), "at": at, "cost": Decimal(rng.randrange(1, 10_000)) / 1000,
+                       "tags": tuple(rng.sample(["premium", "batch", "beta"], rng.randrange(0, 3))),
+                       **{name: rng.choice(values) for name, values in DIMENSIONS.items()}})
+    return events
+
+
+def _store(events, received_at=None):
+    for event in events:
+        spend(event["project"], event["at"], event["cost"], environment=event["environment"],
+              provider=event["provider"], model=event["model"], action=event["action"], tags=event["tags"],
+              received_at=received_at)
+
+
+def _matches(budget, event) -> bool:
+    if budget.project_id is not None and event["project"].pk != budget.project_id:
+        return False
+    for name, values in budget.filters.items():
+        if name == "tags":
+            if not set(values) & set(event["tags"]):
+                return False
+        elif event[name] not in values:
+            return False
+    return True
+
+
+def _expected_spend(budget, events) -> Decimal:
+    period = period_containing(budget.period, NOW, budget.organization.timezone)
+    return sum((event["cost"] for event in events
+                if _matches(budget, event) and period.start <= event["at"] < period.end), Decimal(0))
+
+
+def _expected_hours(budget, events) -> list[Decimal]:
+    hour = NOW.replace(minute=0)
+    return [sum((event["cost"] for event in events if _matches(budget, event)
+                 and hour - timedelta(days=back) <= event["at"] < hour - timedelta(days=back, hours=-1)), Decimal(0))
+            for back in range(8)]
+
+
+def test_rollups_and_tail_equal_the_events(db):
+    rng = random.Random(5)
+    organization = make_organization(timezone_name="Europe/Paris")
+    projects = [make_project(organization=organization), make_project(organization=organization)]
+    budgets = [
+        make_budget(organization, period="month"),
+        make_budget(organization, period="day", project=projects[0]),
+        make_budget(organization, period="week", filters={"environment": ["production"]}),
+        make_budget(organization, period="quarter", filters={"model": ["gpt-4o"], "provider": ["openai"]}),
+        make_budget(organization, period="month", filters={"tags": ["premium", "beta"]}),
+        make_budget(organization, period="month", project=projects[1], filters={"action": ["summary"]}),
+    ]
+    for budget in budgets:
+        budget.refresh_from_db()
+    folded_events = _events(projects, rng, 300)
+    _store(folded_events)
+    horizon = timezone.now() + timedelta(seconds=1)
+    assert rollup_fold(up_to=horizon) == 300
+    assert rollup_zone(organization_id=organization.pk) == "Europe/Paris"  # the rollups serve this organization
+    tail = _events(projects, rng, 100)
+    _store(tail, received_at=horizon + timedelta(seconds=1))  # not folded yet
+    everything = folded_events + tail
+
+    def check():
+        for budget in budgets:
+            budget.organization = Organization.objects.get(pk=organization.pk)
+        standings = budget_standings(budgets=budgets, now=NOW)
+        assert [standing.spent for standing in standings] == [_expected_spend(budget, everything)
+                                                              for budget in budgets]
+        hours = budget_hourly_spend(budgets=budgets, hour_start=NOW.replace(minute=0))
+        assert [hours[budget.pk] for budget in budgets] == [_expected_hours(budget, everything) for budget in budgets]
+
+    check()
+    assert any(standing.spent for standing in budget_standings(budgets=budgets, now=NOW))
+    # A time zone change: until the rollups are rebuilt in the new zone, raw events serve.
+    Organization.objects.filter(pk=organization.pk).update(timezone="America/New_York")
+    check()
