@@ -32,6 +32,7 @@ import os
 import re
 import statistics
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -145,10 +146,16 @@ def _in_process_client(organization_slug: str):
     """Django set up against DATABASE_URL; a test client signed in as the organization's
     first owner or admin."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "koala.settings")
+    # Production settings serve hashed static files from a manifest: collect them once,
+    # into a folder of the benchmark's own unless STATIC_ROOT says where.
+    os.environ.setdefault("STATIC_ROOT", str(Path(tempfile.gettempdir()) / "koala-bench-static"))
     import django
 
     django.setup()
+    from django.core.management import call_command
     from django.test import Client
+
+    call_command("collectstatic", interactive=False, verbosity=0)
 
     from organizations.models import Membership
 

@@ -16,6 +16,7 @@ from queries.services import saved_query_create
 from queries.spec import DEFAULT_METRICS, GROUPS, METRICS, RANGES, STRING_FILTERS, TIME_GROUPS
 from queries.views import charts
 from queries.views.access import Viewer, org_page
+from queries.views.periods import period_from_request
 from queries.views.present import LABELS, bucket_label, table, window_label
 from queries.views.reports import report_with_range
 
@@ -33,9 +34,19 @@ def _list(params: QueryDict, name: str) -> list[str]:
     return [item.strip() for item in params.get(name, "").split(",") if item.strip()]
 
 
+def default_window(*, timezone_name: str) -> dict:
+    """The first view: the last 7 whole local days (today included). Whole days, unlike
+    the rolling `last_7_days`, are what the daily rollups answer."""
+    period = period_from_request({"period": "7d"}, timezone_name=timezone_name)
+    return {"range": "custom", "from": period.start.isoformat(), "to": period.end.isoformat()}
+
+
 def body_from_form(params: QueryDict, *, timezone_name: str) -> dict:
     """The report body the form describes; the engine validates it, as for the API."""
-    chosen_range = params.get("range") or "last_7_days"
+    if not params.get("range"):
+        params = params.copy()
+        params.update(default_window(timezone_name=timezone_name))
+    chosen_range = params["range"]
     body: dict = {}
     if chosen_range == "custom":
         body["from"], body["to"] = params.get("from", ""), params.get("to", "")
@@ -119,10 +130,13 @@ def csv_response(result: dict, *, filename: str) -> HttpResponse:
 def explore(request, viewer: Viewer):
     organization = viewer.organization
     params = request.GET
+    if not params.get("range"):
+        params = params.copy()
+        params.update(default_window(timezone_name=organization.timezone))
     body = body_from_form(params, timezone_name=organization.timezone)
     context = {
         "viewer": viewer, "page": "explore", "params": params, "body": body,
-        "body_json": json.dumps(body), "ranges": RANGE_LABELS, "chosen_range": params.get("range") or "last_7_days",
+        "body_json": json.dumps(body), "ranges": RANGE_LABELS, "chosen_range": params["range"],
         "projects": list(project_list_visible(organization=organization).values_list("slug", flat=True)),
         "chosen_projects": params.getlist("project"), "groups": GROUPS, "metrics": METRICS,
         "chosen_groups": body["group_by"] + [""] * (3 - len(body["group_by"])), "labels": LABELS,

@@ -68,13 +68,16 @@ def _top(organization, period, group: str) -> dict:
         **period.window(), "group_by": [group], "metrics": TOP_METRICS, "order_by": "-cost", "limit": TOP_LIMIT}))
 
 
-def _daily_cost_chart(organization, period) -> tuple:
-    result = report(organization=organization, body={**period.window(), "group_by": ["day", "provider"],
-                                                     "metrics": ["cost"], "limit": 10000})
+def _daily_charts(result: dict, period) -> dict:
+    """Daily cost stacked by provider and margin per day, both from one report grouped
+    by day and provider (margin and cost add up over providers, exactly)."""
     costs = by_day(result, metric="cost", group="provider")
+    margins_by_provider = by_day(result, metric="margin", group="provider")
     spend: dict = {}
-    for (_, provider), cost in costs.items():
+    margins: dict = {}
+    for (day, provider), cost in costs.items():
         spend[provider] = spend.get(provider, Decimal(0)) + (cost or 0)
+        margins[day] = margins.get(day, Decimal(0)) + (margins_by_provider[(day, provider)] or 0)
     ranked = sorted(spend, key=lambda provider: (-spend[provider], provider or ""))
     shown, rest = ranked[:CHART_PROVIDERS], ranked[CHART_PROVIDERS:]
     days = days_between(period.first_day, period.last_day)
@@ -83,18 +86,13 @@ def _daily_cost_chart(organization, period) -> tuple:
         series.append(("other", [sum((costs.get((day, provider), Decimal(0)) or 0 for provider in rest), Decimal(0))
                                  for day in days]))
     labels = [day.strftime("%m-%d") for day in days]
-    chart = charts.stacked_bars(title=f"Daily cost by provider, {period.label}", labels=labels, series=series)
-    legend = [{"name": name, "colour": charts.colour(index)} for index, (name, _) in enumerate(series)]
-    return chart, legend
-
-
-def _margin_chart(organization, period):
-    result = report(organization=organization, body={**period.window(), "group_by": ["day"],
-                                                     "metrics": ["cost", "charge", "margin"], "limit": 10000})
-    margins = by_day(result, metric="margin")
-    days = days_between(period.first_day, period.last_day)
-    return charts.line(title=f"Margin per day, {period.label}", labels=[day.strftime("%m-%d") for day in days],
-                       values=[margins.get(day) for day in days])
+    return {
+        "cost_chart": charts.stacked_bars(title=f"Daily cost by provider, {period.label}", labels=labels,
+                                          series=series),
+        "cost_legend": [{"name": name, "colour": charts.colour(index)} for index, (name, _) in enumerate(series)],
+        "margin_chart": charts.line(title=f"Margin per day, {period.label}", labels=labels,
+                                    values=[margins.get(day) for day in days]),
+    }
 
 
 @org_page()
@@ -103,14 +101,15 @@ def overview(request, viewer: Viewer):
     period = period_from_request(request.GET, timezone_name=organization.timezone)
     context = {"viewer": viewer, "period": period, "periods": PERIODS, "page": "overview"}
     try:
-        current = report(organization=organization, body={**period.window(), "metrics": TILE_METRICS})
+        # One report feeds the tiles (its totals cover every event once) and both charts.
+        current = report(organization=organization, body={**period.window(), "group_by": ["day", "provider"],
+                                                          "metrics": TILE_METRICS, "limit": 10000})
         previous = report(organization=organization, body={**period.previous_window(), "metrics": TILE_METRICS})
         currency = current["currency"]
         labels = {"count": "Events", "cost": "Cost", "charge": "Charge", "margin": "Margin", "margin_pct": "Margin %"}
         context["tiles"] = [_tile(name, labels[name], current["totals"], previous["totals"], currency)
                             for name in TILE_METRICS]
-        context["cost_chart"], context["cost_legend"] = _daily_cost_chart(organization, period)
-        context["margin_chart"] = _margin_chart(organization, period)
+        context.update(_daily_charts(current, period))
         context["top"] = [("Projects", "top-projects", _top(organization, period, "project")),
                           ("Models", "top-models", _top(organization, period, "model")),
                           ("Customers", "top-customers", _top(organization, period, "user"))]
