@@ -16,7 +16,6 @@ from queries.services import saved_query_create
 from queries.spec import DEFAULT_METRICS, GROUPS, METRICS, RANGES, STRING_FILTERS, TIME_GROUPS
 from queries.views import charts
 from queries.views.access import Viewer, org_page
-from queries.views.periods import period_from_request
 from queries.views.present import LABELS, bucket_label, table, window_label
 from queries.views.reports import report_with_range
 
@@ -35,10 +34,8 @@ def _list(params: QueryDict, name: str) -> list[str]:
 
 
 def default_window(*, timezone_name: str) -> dict:
-    """The first view: the last 7 whole local days (today included). Whole days, unlike
-    the rolling `last_7_days`, are what the daily rollups answer."""
-    period = period_from_request({"period": "7d"}, timezone_name=timezone_name)
-    return {"range": "custom", "from": period.start.isoformat(), "to": period.end.isoformat()}
+    """The first view: the last 7 days, whole local days with today (what the rollups answer)."""
+    return {"range": "last_7_days"}
 
 
 def body_from_form(params: QueryDict, *, timezone_name: str) -> dict:
