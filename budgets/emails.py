@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from budgets.models import Budget, BudgetAlert
 from budgets.periods import Period, period_containing, period_label
-from budgets.selectors import _DIMENSION_FILTERS, _TAG_FILTER
+from budgets.spend import dimension_filters, tag_filter
 from koala.money import money_display
 from organizations.models import Membership
 
@@ -55,7 +55,7 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def top_contributors(*, budget: Budget, start: datetime, end: datetime) -> dict[str, list[tuple[str, Decimal]]]:
-    filters = _DIMENSION_FILTERS.format(alias="e") + " " + _TAG_FILTER.format(alias="e")
+    filters = dimension_filters("e") + " " + tag_filter("e")
     tops = {}
     with connection.cursor() as cursor:
         for title, column in _DIMENSIONS.items():
