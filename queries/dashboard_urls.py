@@ -2,7 +2,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from queries.views import customers, events, explore, health, keys, overview, saved
+from queries.views import budgets, customers, events, explore, health, keys, overview, saved
 
 app_name = "dashboard"
 
@@ -20,7 +20,8 @@ urlpatterns = [
     path("o/<slug:org_slug>/saved-queries/<int:saved_query_id>/delete/", saved.saved_query_remove,
          name="saved_query_delete"),
     path("o/<slug:org_slug>/customers/", customers.customers, name="customers"),
-    path("o/<slug:org_slug>/budgets/", health.budgets, name="budgets"),
+    path("o/<slug:org_slug>/budgets/", budgets.budgets, name="budgets"),
+    path("o/<slug:org_slug>/budgets/<int:budget_id>/", budgets.budget_change, name="budget_change"),
     path("o/<slug:org_slug>/taxonomy-health/", health.taxonomy_health, name="taxonomy_health"),
     path("o/<slug:org_slug>/events/", events.events, name="events"),
     path("o/<slug:org_slug>/events/view/", events.event_detail, name="event_detail"),

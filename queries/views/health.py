@@ -1,17 +1,8 @@
-"""Taxonomy health and budgets pages."""
+"""Taxonomy health: the playbook's common problems as charts, offenders linking to their events."""
 from django.shortcuts import render
 
 from queries.views.access import Viewer, org_page
-from queries.views.budget_panel import budget_alert_history, budget_rows
 from queries.views.periods import PERIODS, period_from_request
-
-
-@org_page()
-def budgets(request, viewer: Viewer):
-    organization = viewer.organization
-    context = {"viewer": viewer, "page": "budgets", "budgets": budget_rows(organization=organization),
-               "alerts": budget_alert_history(organization=organization)}
-    return render(request, "dashboard/budgets.html", context)
 
 
 @org_page()

@@ -55,6 +55,9 @@ def test_forms_of_another_organization_are_404_and_write_nothing(organization, o
     before = ApiKey.objects.filter(organization=organization).count()
     assert outsider.post(f"/o/{slug}/api-keys/", {"name": "sneaky", "scope": ["read"]}).status_code == 404
     assert outsider.post(f"/o/{slug}/explore/save/", {"name": "sneaky", "query": '{"range": "today"}'}).status_code == 404
+    assert outsider.post(f"/o/{slug}/budgets/", {"name": "sneaky", "amount": "5", "period": "day"}).status_code == 404
+    from budgets.models import Budget
+    assert not Budget.objects.filter(organization=organization).exists()
     assert ApiKey.objects.filter(organization=organization).count() == before
     assert not saved_query_list(organization=organization).filter(name="sneaky").exists()
 
