@@ -73,17 +73,19 @@ def routed_to(worker):
     """The conversion task goes to the test worker's own queue, as in production to the default one."""
     previous = celery_app.conf.task_routes
     celery_app.conf.task_routes = {"events.tasks.events_convert": {"queue": worker.queue}}
+    celery_app.amqp.flush_routes()  # the router caches the routes of its first use
     yield worker
     celery_app.conf.task_routes = previous
+    celery_app.amqp.flush_routes()
 
 
-def wait_until(check, timeout: float = 30):
+def wait_until(check, worker: Worker, timeout: float = 60):
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if check():
             return
         time.sleep(0.1)
-    raise AssertionError("the worker did not convert the events in time")
+    raise AssertionError("the worker did not convert the events in time:\n" + "\n".join(worker.lines[-30:]))
 
 
 @pytest.mark.slow
@@ -96,7 +98,7 @@ def test_saving_and_deleting_a_rate_in_the_admin_converts_stored_events(routed_t
 
     response = admin_client.post(ADD, rate_form(organization, rate="1.1"))
     assert response.status_code == 302, response.content.decode()[:2000]
-    wait_until(lambda: stored(organization, "pending").cost_reporting is not None)
+    wait_until(lambda: stored(organization, "pending").cost_reporting is not None, routed_to)
     row = stored(organization, "pending")
     assert (row.cost_reporting, row.charge_reporting, row.exchange_rate) == (Decimal("11"), Decimal("22"),
                                                                               Decimal("1.1"))
@@ -108,10 +110,10 @@ def test_saving_and_deleting_a_rate_in_the_admin_converts_stored_events(routed_t
     response = admin_client.post(reverse("admin:organizations_exchangerate_change", args=[rate.pk]),
                                  rate_form(organization, rate="1.25"))
     assert response.status_code == 302
-    wait_until(lambda: stored(organization, "pending").cost_reporting == Decimal("12.5"))
+    wait_until(lambda: stored(organization, "pending").cost_reporting == Decimal("12.5"), routed_to)
 
     # Deleted: no rate is in force any more, the event is unconverted again.
     response = admin_client.post(reverse("admin:organizations_exchangerate_delete", args=[rate.pk]), {"post": "yes"})
     assert response.status_code == 302
-    wait_until(lambda: stored(organization, "pending").cost_reporting is None)
+    wait_until(lambda: stored(organization, "pending").cost_reporting is None, routed_to)
     assert routed_to.count("events.tasks.events_convert") >= 3
