@@ -135,6 +135,17 @@ def test_owner_walks_through_every_page(browser, live_server, world):
     expect(page.locator("#report-table tbody tr")).to_have_count(2)
     shot(page, "05-saved-query-run")
 
+    # Budgets: an admin creates one; its bar and forecast show here and on the overview.
+    page.goto(f"{base}/budgets/")
+    page.get_by_label("Name").fill("Assistant monthly")
+    page.get_by_label("Amount (USD, counts cost)").fill("100")
+    page.get_by_label("Project").select_option("assistant-api")
+    page.get_by_role("button", name="Create budget").click()
+    expect(page.get_by_role("status")).to_contain_text("Budget 'Assistant monthly' created.")
+    expect(page.get_by_role("meter", name="Assistant monthly")).to_be_visible()
+    page.goto(f"{base}/")
+    expect(page.get_by_role("meter", name="Assistant monthly")).to_be_visible()
+
     for name, path in (("06-customers", "customers/"), ("07-budgets", "budgets/"),
                        ("08-taxonomy-health", "taxonomy-health/"), ("09-events", "events/")):
         response = page.goto(f"{base}/{path}")
