@@ -107,3 +107,28 @@ class BudgetAlert(models.Model):
         # Deterministic: a resend after a crash carries the same id, so mail systems
         # that deduplicate on Message-ID show it once.
         return f"<budget-alert-{self.pk}-{self.kind}-{self.threshold}@trackingkoala>"
+
+
+class BudgetSpendSnapshot(models.Model):
+    """A budget's spend in one period over the events received before `watermark` (the
+    rollups' watermark when it was computed). The sweep adds the events received since,
+    so a minute's sweep reads each organization's newest events, not its whole period.
+
+    Valid while the period, the budget's definition (`budget_updated_at`) and its age
+    (budgets.services.SNAPSHOT_MAX_AGE) hold; amounts changed after the fact (a late
+    exchange rate) show once it is recomputed.
+    """
+
+    budget = models.OneToOneField(Budget, on_delete=models.CASCADE, primary_key=True, related_name="snapshot")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    period_start = models.DateTimeField()
+    budget_updated_at = models.DateTimeField()
+    watermark = models.DateTimeField()
+    spent = models.DecimalField(**MONEY)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["organization"], name="budgetsnapshot_org")]
+
+    def __str__(self) -> str:
+        return f"{self.budget_id} from {self.period_start:%Y-%m-%d}: {self.spent}"

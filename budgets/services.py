@@ -14,9 +14,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from budgets.models import FILTER_FIELDS, Budget, BudgetAlert
-from budgets.periods import PERIODS
-from budgets.selectors import SPIKE_BASELINE_DAYS, Standing, budget_hourly_spend, budget_standings
+from budgets.models import FILTER_FIELDS, Budget, BudgetAlert, BudgetSpendSnapshot
+from budgets.periods import PERIODS, Period
+from budgets.selectors import SPIKE_BASELINE_DAYS, Standing, budget_hourly_spend
+from budgets.spend import periods_at, spend_as_of_watermark, spend_received_since
 from koala.exceptions import InvalidRequest, KoalaError
 from organizations.models import ApiKey, Membership, Organization, Project
 
@@ -31,6 +32,9 @@ SPIKE_MINIMUM_PERCENT = Decimal(getattr(settings, "BUDGET_SPIKE_MINIMUM_PERCENT"
 # A forecast from the first minutes of a period is noise: wait for this share of it.
 FORECAST_MIN_ELAPSED = Decimal("0.1")
 MAX_AMOUNT = Decimal("1e20")
+# A snapshot of a budget's spend is recomputed from the rollups after this long (plus up to
+# 100% more, spread by budget id so the recomputations do not all fall on one sweep).
+SNAPSHOT_MAX_AGE = timedelta(seconds=getattr(settings, "BUDGET_SNAPSHOT_MAX_AGE_SECONDS", 600))
 
 
 # Checking fields -----------------------------------------------------------------------------
@@ -260,9 +264,56 @@ RETURNING id
 """
 
 
-def _already_claimed(budgets: list[Budget], since: datetime) -> set[tuple]:
-    rows = BudgetAlert.objects.filter(budget_id__in=[budget.pk for budget in budgets], period_start__gte=since)
+def _already_claimed(claims: list[Claim]) -> set[tuple]:
+    if not claims:
+        return set()
+    rows = BudgetAlert.objects.filter(budget_id__in={claim.budget.pk for claim in claims},
+                                      period_start__gte=min(claim.period_start for claim in claims))
     return set(rows.values_list("budget_id", "kind", "period_start", "threshold"))
+
+
+_SNAPSHOT_UPSERT = """
+INSERT INTO budgets_budgetspendsnapshot (budget_id, organization_id, period_start, budget_updated_at, watermark,
+    spent, computed_at)
+SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[],
+                     %s::numeric[], %s::timestamptz[])
+ON CONFLICT (budget_id) DO UPDATE SET organization_id = EXCLUDED.organization_id,
+    period_start = EXCLUDED.period_start, budget_updated_at = EXCLUDED.budget_updated_at,
+    watermark = EXCLUDED.watermark, spent = EXCLUDED.spent, computed_at = EXCLUDED.computed_at
+"""
+
+
+def _snapshot_fresh(snapshot: BudgetSpendSnapshot | None, budget: Budget, period: Period, now: datetime) -> bool:
+    if snapshot is None or snapshot.period_start != period.start or snapshot.budget_updated_at != budget.updated_at:
+        return False
+    max_age = SNAPSHOT_MAX_AGE * (1 + (budget.pk % 10) / 10)
+    return now - max_age < snapshot.computed_at <= now
+
+
+def budget_standings_for_sweep(*, budgets: list[Budget], now: datetime) -> list[Standing]:
+    """Like budget_standings (exact), from snapshots: stale ones are recomputed and
+    stored; then every budget adds the events received since its snapshot's watermark."""
+    periods = periods_at(budgets, now)
+    snapshots = {snapshot.budget_id: snapshot
+                 for snapshot in BudgetSpendSnapshot.objects.filter(budget_id__in=[budget.pk for budget in budgets])}
+    stale = [budget for budget in budgets
+             if not _snapshot_fresh(snapshots.get(budget.pk), budget, periods[budget.pk], now)]
+    if stale:
+        computed = spend_as_of_watermark(stale, periods)
+        rows = [BudgetSpendSnapshot(budget_id=budget.pk, organization_id=budget.organization_id,
+                                    period_start=periods[budget.pk].start, budget_updated_at=budget.updated_at,
+                                    watermark=computed[budget.pk][1], spent=computed[budget.pk][0], computed_at=now)
+                for budget in stale]
+        with connection.cursor() as cursor:
+            cursor.execute(_SNAPSHOT_UPSERT, [[row.budget_id for row in rows], [row.organization_id for row in rows],
+                                              [row.period_start for row in rows],
+                                              [row.budget_updated_at for row in rows],
+                                              [row.watermark for row in rows], [row.spent for row in rows],
+                                              [row.computed_at for row in rows]])
+        snapshots.update((row.budget_id, row) for row in rows)
+    since = spend_received_since(budgets, periods, {budget.pk: snapshots[budget.pk].watermark for budget in budgets})
+    return [Standing(budget=budget, period=periods[budget.pk], now=now,
+                     spent=snapshots[budget.pk].spent + since[budget.pk]) for budget in budgets]
 
 
 def alerts_claim(*, claims: list[Claim], now: datetime) -> list[int]:
@@ -288,9 +339,7 @@ def budgets_evaluate(*, budgets: list[Budget], now: datetime | None = None) -> l
     now = now or timezone.now()
     if not budgets:
         return []
-    standings = budget_standings(budgets=budgets, now=now)
-    earliest = min(standing.period.start for standing in standings)
-    taken = _already_claimed(budgets, min(earliest, now - timedelta(hours=1)))
+    standings = budget_standings_for_sweep(budgets=budgets, now=now)
     claims = []
     for standing in standings:
         crossed = _threshold_claims(standing)
@@ -299,6 +348,7 @@ def budgets_evaluate(*, budgets: list[Budget], now: datetime | None = None) -> l
         if forecast is not None:
             claims.append(forecast)
     claims.extend(_spike_claims(standings, now))
+    taken = _already_claimed(claims)
     fresh = [claim for claim in claims
              if (claim.budget.pk, claim.kind, claim.period_start, claim.threshold) not in taken]
     claimed = alerts_claim(claims=fresh, now=now)
@@ -308,7 +358,10 @@ def budgets_evaluate(*, budgets: list[Budget], now: datetime | None = None) -> l
 
 
 def budgets_active(*, organization_ids: list[int] | None = None) -> list[Budget]:
-    budgets = Budget.objects.filter(active=True).select_related("organization").order_by("pk")
+    # What evaluation reads, no more: building 10,000 model instances is a real cost.
+    budgets = (Budget.objects.filter(active=True).select_related("organization").order_by("pk")
+               .only("organization__timezone", "project_id", "amount", "period", "thresholds", "filters",
+                     "notify_forecast", "notify_spike", "updated_at"))
     if organization_ids is not None:
         budgets = budgets.filter(organization_id__in=organization_ids)
     return list(budgets)

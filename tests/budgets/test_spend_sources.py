@@ -100,3 +100,52 @@ def test_rollups_and_tail_equal_the_events(db):
     # A time zone change: until the rollups are rebuilt in the new zone, raw events serve.
     Organization.objects.filter(pk=organization.pk).update(timezone="America/New_York")
     check()
+
+
+def test_the_sweeps_snapshots_plus_newer_events_equal_the_exact_spend(db):
+    from budgets.models import BudgetSpendSnapshot
+    from budgets.services import budget_standings_for_sweep, budget_update
+
+    rng = random.Random(7)
+    organization = make_organization(timezone_name="Asia/Kolkata")
+    projects = [make_project(organization=organization), make_project(organization=organization)]
+    budgets = [make_budget(organization, period=period, filters=filters)
+               for period, filters in [("day", {}), ("week", {"provider": ["openai"]}), ("month", {}),
+                                       ("quarter", {"tags": ["beta"]})]]
+    first = _events(projects, rng, 200)
+    _store(first)
+    horizon = timezone.now() + timedelta(seconds=1)
+    rollup_fold(up_to=horizon)
+
+    def both(now):
+        loaded = [type(budget).objects.select_related("organization").get(pk=budget.pk) for budget in budgets]
+        sweep = [standing.spent for standing in budget_standings_for_sweep(budgets=loaded, now=now)]
+        exact = [standing.spent for standing in budget_standings(budgets=loaded, now=now)]
+        return sweep, exact
+
+    sweep, exact = both(NOW)
+    assert sweep == exact == [_expected_spend(budget, first) for budget in budgets]
+    computed = dict(BudgetSpendSnapshot.objects.values_list("budget_id", "computed_at"))
+    assert len(computed) == 4
+
+    # Newer events: the snapshots stay, the events received since are added.
+    later = _events(projects, rng, 50)
+    _store(later, received_at=horizon + timedelta(seconds=5))
+    sweep, exact = both(NOW + timedelta(seconds=30))
+    assert sweep == exact == [_expected_spend(budget, first + later) for budget in budgets]
+    assert dict(BudgetSpendSnapshot.objects.values_list("budget_id", "computed_at")) == computed
+
+    # A changed budget gets a new snapshot at once.
+    budget_update(budget=budgets[2], api_key=None, changes={"filters": {"environment": ["staging"]}})
+    budgets[2].refresh_from_db()
+    sweep, exact = both(NOW + timedelta(seconds=60))
+    assert sweep == exact and sweep[2] == _expected_spend(budgets[2], first + later)
+    assert BudgetSpendSnapshot.objects.get(budget=budgets[2]).computed_at == NOW + timedelta(seconds=60)
+
+    # Old snapshots are recomputed; the next day is a new period for the daily budget.
+    sweep, exact = both(NOW + timedelta(hours=1))
+    assert sweep == exact
+    assert all(at == NOW + timedelta(hours=1) for at in
+               BudgetSpendSnapshot.objects.values_list("computed_at", flat=True))
+    sweep, exact = both(NOW + timedelta(days=1))
+    assert sweep == exact and sweep[0] == 0
