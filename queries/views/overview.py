@@ -99,7 +99,7 @@ def _daily_charts(result: dict, period) -> dict:
 def overview(request, viewer: Viewer):
     organization = viewer.organization
     period = period_from_request(request.GET, timezone_name=organization.timezone)
-    context = {"viewer": viewer, "period": period, "periods": PERIODS, "page": "overview"}
+    context = {"viewer": viewer, "period": period, "periods": PERIODS, "page": "overview", "compare": True}
     try:
         # One report feeds the tiles (its totals cover every event once) and both charts.
         current = report(organization=organization, body={**period.window(), "group_by": ["day", "provider"],
