@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from queries.engine.metrics import METRICS
+from queries.engine.metrics import METRICS, TOTALS_ONLY_PARTS, report_parts
 from queries.engine.render import render_group, render_metric
 from queries.engine.sources import Group, Source, choose_source
 from queries.spec import ReportSpec
@@ -59,6 +59,7 @@ class CompiledReport:
             values = [render_metric(METRICS[name], parts) for name in self.spec.metrics]
             if row[0] == 0:
                 totals = dict(zip(self.spec.metrics, values))
+                totals.update((part, parts[part]) for part in TOTALS_ONLY_PARTS)
             else:
                 groups = [render_group(name, value, tz) for name, value in zip(self.spec.group_by, row[1:1 + width])]
                 table.append(groups + values)
@@ -121,7 +122,7 @@ def compile_report(spec: ReportSpec, scope: Scope, *, source: Source | None = No
     where = " AND ".join(_conditions(spec, source, params))
     groups = [source.group(name) for name in spec.group_by]
     joins = "".join(dict.fromkeys(group.join for group in groups if group.join))
-    parts = tuple(dict.fromkeys(part for name in spec.metrics for part in METRICS[name].parts))
+    parts = report_parts(spec)
     part_columns = {part: f"p{index}" for index, part in enumerate(parts)}
     aggregates = ", ".join(f"{source.part(part)} AS {part_columns[part]}" for part in parts)
     group_selects = "".join(f"{group.sql} AS g{index}, " for index, group in enumerate(groups))

@@ -69,3 +69,13 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
     _single("latency_p99", NUMBER),
     _single("users", INTEGER),
 )}
+
+
+# Every report's totals also say how many events were left out of its sums.
+TOTALS_ONLY_PARTS = ("unconverted_count",)
+
+
+def report_parts(spec) -> tuple[str, ...]:
+    """The aggregate parts a report computes: its metrics' and the totals-only ones."""
+    return tuple(dict.fromkeys([part for name in spec.metrics for part in METRICS[name].parts]
+                               + list(TOTALS_ONLY_PARTS)))

@@ -12,7 +12,7 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from queries.rollups.histogram import GAMMA
-from queries.engine.metrics import METRICS
+from queries.engine.metrics import report_parts
 from queries.spec import ReportSpec
 
 
@@ -86,6 +86,8 @@ class RawEvents(Source):
         "latency_p95": "percentile_cont(0.95) WITHIN GROUP (ORDER BY e.latency_ms)",
         "latency_p99": "percentile_cont(0.99) WITHIN GROUP (ORDER BY e.latency_ms)",
         "users": "count(DISTINCT e.user_id)",
+        # Events in a currency no rate converts yet: left out of every sum, counted here.
+        "unconverted_count": "count(*) FILTER (WHERE e.cost_reporting IS NULL)",
     }
 
     def supports(self, spec: ReportSpec, *, timezone: str, rollups: bool) -> bool:
@@ -128,7 +130,7 @@ class Rollup(Source):
     def supports(self, spec: ReportSpec, *, timezone: str, rollups: bool) -> bool:
         if not rollups or not set(spec.group_by) <= self._groups or not set(spec.filters) <= self._filters:
             return False
-        if any(part not in self._parts for name in spec.metrics for part in METRICS[name].parts):
+        if any(part not in self._parts for part in report_parts(spec)):
             return False
         tz = ZoneInfo(timezone)
         return _local_day(spec.start, tz) is not None and _local_day(spec.end, tz) is not None
@@ -186,6 +188,7 @@ DAILY_LATENCY = Rollup(
     "rollup_daily_latency", "queries_rollup_daily_latency", _DIMENSIONS,
     {
         "count": "COALESCE(sum(e.event_count), 0)::bigint",
+        "unconverted_count": "COALESCE(sum(e.unconverted_count), 0)::bigint",
         "latency_sum": "sum(e.latency_sum) FILTER (WHERE e.bucket IS NOT NULL)",
         "latency_count": "COALESCE(sum(e.event_count) FILTER (WHERE e.bucket IS NOT NULL), 0)::bigint",
         "latency_p50": _quantile(0.5), "latency_p95": _quantile(0.95), "latency_p99": _quantile(0.99),

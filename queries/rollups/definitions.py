@@ -72,7 +72,8 @@ DAILY_LATENCY = Rollup(
     table="queries_rollup_daily_latency",
     keys=(DAY, PROJECT) + _plain("environment", "provider", "model", "application", "action")
     + (("bucket", BUCKET_SQL),),
-    measures=(("event_count", "count(*)"), ("latency_sum", "COALESCE(sum(e.latency_ms), 0)")),
+    measures=(("event_count", "count(*)"), ("latency_sum", "COALESCE(sum(e.latency_ms), 0)"),
+              ("unconverted_count", "count(*) FILTER (WHERE e.cost_reporting IS NULL)")),
 )
 HOURLY = Rollup(
     table="queries_rollup_hourly",

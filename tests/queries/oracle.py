@@ -155,6 +155,8 @@ def _report(events: list[dict], spec: ReportSpec, *, timezone_name: str, visible
         rows = _nulls_last_sort(rows, lambda row: _instant(row[index]), spec.descending)
     table = [[_render(column, value, tz) for column, value in zip(spec.columns, row)] for row in rows]
     totals = {name: _render(name, metric(name, selected), tz) for name in spec.metrics}
+    # Events whose amounts no exchange rate converted yet (cost None) are counted, not summed.
+    totals["unconverted_count"] = sum(1 for event in selected if event.get("cost") is None)
     return {"columns": list(spec.columns), "rows": table[:spec.limit], "totals": totals,
             "truncated": len(table) > spec.limit}
 

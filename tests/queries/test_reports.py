@@ -157,7 +157,7 @@ def test_tag_groups_count_an_event_under_each_tag_and_totals_count_it_once(api_a
     rows = {row[0]: row[1:] for row in answer["rows"]}
     assert rows == {"batch": [1, "3"], "beta": [2, "10.333"], "chat": [2, "142.5"], "premium": [4, "154.7512"],
                     None: [2, "1.5"]}  # chat is counted once for the event tagged chat twice
-    assert answer["totals"] == {"count": 9, "cost": "160.0842"}
+    assert answer["totals"] == {"count": 9, "cost": "160.0842", "unconverted_count": 0}
 
 
 def test_tag_filter_means_any_of(api_as, read_key, stored):
@@ -236,7 +236,7 @@ def test_amounts_are_exact_decimal_strings(api_as, read_key, organization, proje
     ])
     totals = report(api_as(read_key), {**WINDOW, "metrics": ["cost", "charge", "margin"]}).json()["totals"]
     assert totals == {"cost": "12345678901234567890.000000000000000001", "charge": "0.3",
-                      "margin": "-12345678901234567889.700000000000000001"}
+                      "margin": "-12345678901234567889.700000000000000001", "unconverted_count": 0}
 
 
 @pytest.mark.parametrize("body, status, field", [

@@ -57,13 +57,13 @@ def test_a_report_answers_from_the_rollups_once_they_hold_the_events_and_counts_
     assert fold_when_final() == 30
     send(api_as(ingest_key), batch)  # resent: 30 duplicates, nothing stored
     fold_when_final()
-    assert report(api_as(read_key))["totals"] == {"count": 30, "cost": "15"}
+    assert report(api_as(read_key))["totals"] == {"count": 30, "cost": "15", "unconverted_count": 0}
     assert rollup_totals(organization)[0] == 30
     send(api_as(ingest_key), events(10))
     # Reports read the rollups: new events show once the next fold ran (every second).
     assert report(api_as(read_key))["totals"]["count"] == 30
     fold_when_final()
-    assert report(api_as(read_key))["totals"] == {"count": 40, "cost": "20"}
+    assert report(api_as(read_key))["totals"] == {"count": 40, "cost": "20", "unconverted_count": 0}
 
 
 def test_events_of_a_transaction_still_open_are_folded_after_it_commits_not_lost(
@@ -83,7 +83,7 @@ def test_events_of_a_transaction_still_open_are_folded_after_it_commits_not_lost
         late.commit()
     fold_when_final()
     assert rollup_totals(organization)[0] == 4
-    assert report(api_as(read_key))["totals"] == {"count": 4, "cost": "3.5"}
+    assert report(api_as(read_key))["totals"] == {"count": 4, "cost": "3.5", "unconverted_count": 0}
 
 
 def test_a_fold_that_fails_midway_leaves_everything_as_it_was(api_as, ingest_key, organization, monkeypatch):
@@ -139,7 +139,7 @@ def test_a_rebuild_after_amounts_change_neither_doubles_nor_drops(api_as, ingest
         cursor.execute("UPDATE events_event SET cost_reporting = 1 WHERE organization_id = %s", [organization.pk])
     rollup_rebuild(organization=organization, since=(TODAY - timedelta(days=1)).date(), until=TODAY.date() + timedelta(days=1))
     rollup_rebuild(organization=organization, since=(TODAY - timedelta(days=1)).date(), until=TODAY.date() + timedelta(days=1))
-    assert report(api_as(read_key))["totals"] == {"count": 4, "cost": "4"}
+    assert report(api_as(read_key))["totals"] == {"count": 4, "cost": "4", "unconverted_count": 0}
     assert rollup_fold() == 0 and rollup_totals(organization)[0] == 4
 
 

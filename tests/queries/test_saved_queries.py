@@ -223,7 +223,7 @@ def test_a_project_saved_query_reads_only_its_project(api_as, full_key, organiza
     client = api_as(full_key)
     saved = create(client, project="search-api", query={"range": "today", "metrics": ["cost"]}).json()
     assert saved["project"] == "search-api"
-    assert run(client, saved["id"], {"range": "last_24_hours"}).json()["totals"] == {"cost": "2"}
+    assert run(client, saved["id"], {"range": "last_24_hours"}).json()["totals"] == {"cost": "2", "unconverted_count": 0}
     response = create(client, name="Mixed", project="search-api",
                       query={"range": "today", "projects": ["assistant-api"]})
     assert response.status_code == 404  # its project's query cannot read another project
