@@ -60,10 +60,8 @@ def _local_days(organization: Organization, first: datetime, last: datetime) -> 
 def _rebuild_rollups(organization: Organization, stamps: list[datetime]) -> None:
     if not stamps:
         return
-    try:
-        from queries.services import rollup_rebuild  # queries reads events; imported late to avoid the cycle
-    except ImportError:  # the rollups (queries/rollups) have not landed yet: reports read the events
-        return
+    from queries.services import rollup_rebuild  # queries reads events; imported late to avoid the cycle
+
     since, until = _local_days(organization, min(stamps), max(stamps))
     rollup_rebuild(organization=organization, since=since, until=until)
 
