@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 from django.db.models import F
 
+from events.ingest import INGEST_COMMITTED_HOOKS
 from events.models import Event
 from events.money.conversion import (UNCONVERTED_FLAG, ConversionOverflow, rate_table_load, reporting_amounts)
 from events.money.pricing import UsageProblem, cost_in_currency, price_book_load, usage_from_metadata
@@ -57,13 +58,28 @@ def _local_days(organization: Organization, first: datetime, last: datetime) -> 
     return first.astimezone(zone).date(), last.astimezone(zone).date() + timedelta(days=1)
 
 
-def _rebuild_rollups(organization: Organization, stamps: list[datetime]) -> None:
-    if not stamps:
+def _amounts_changed(organization: Organization, changed: list[tuple[datetime, int]]) -> None:
+    """Rebuilds the rollups of the local days of `changed` (timestamp, project id) now,
+    and after the commit tells what follows ingested events (budget evaluation) too."""
+    if not changed:
         return
     from queries.services import rollup_rebuild  # queries reads events; imported late to avoid the cycle
 
-    since, until = _local_days(organization, min(stamps), max(stamps))
+    first, last = min(stamp for stamp, _ in changed), max(stamp for stamp, _ in changed)
+    since, until = _local_days(organization, first, last)
     rollup_rebuild(organization=organization, since=since, until=until)
+    project_ids = sorted({project_id for _, project_id in changed})
+    transaction.on_commit(lambda: _tell_hooks(organization.pk, project_ids, first, last))
+
+
+def _tell_hooks(organization_id: int, project_ids: list[int], first: datetime, last: datetime) -> None:
+    # Changed amounts matter to the same followers as new events (budgets re-evaluate
+    # the periods they fall in); like ingestion, a failing hook is logged, never raised.
+    for hook in INGEST_COMMITTED_HOOKS:
+        try:
+            hook(organization_id=organization_id, project_ids=project_ids, first=first, last=last)
+        except Exception:
+            logger.exception("money.hook_failed", extra={"organization_id": organization_id})
 
 
 _CONVERT = """
@@ -93,7 +109,7 @@ UPDATE events_event e SET
 FROM target t
 WHERE e.organization_id = %(organization)s AND e."timestamp" = t."timestamp" AND e.seq = t.seq
   AND e.exchange_rate IS DISTINCT FROM t.rate
-RETURNING e."timestamp", t.rate IS NOT NULL
+RETURNING e."timestamp", e.project_id, t.rate IS NOT NULL
 """
 
 
@@ -123,9 +139,9 @@ def events_convert(*, organization: Organization, currency: str | None = None,
             cursor.execute(_CONVERT, {"quote": organization.reporting_currency, "organization": organization.pk,
                                       "currency": currency, "since": since, "flag": UNCONVERTED_FLAG})
             changed = cursor.fetchall()
-        _rebuild_rollups(organization, [stamp for stamp, _ in changed])
-    result = ConvertResult(converted=sum(1 for _, converted in changed if converted),
-                           unconverted=sum(1 for _, converted in changed if not converted))
+        _amounts_changed(organization, [(stamp, project_id) for stamp, project_id, _ in changed])
+    result = ConvertResult(converted=sum(1 for *_, converted in changed if converted),
+                           unconverted=sum(1 for *_, converted in changed if not converted))
     logger.info("money.events_converted", extra={"organization_id": organization.pk, "currency": currency,
                                                   **result.as_json()})
     return result
@@ -170,16 +186,17 @@ def event_costs_reprice(*, organization: Organization, since: datetime, until: d
     """
     organization = Organization.objects.get(pk=organization.pk)
     examined = unpriced = 0
-    updates, stamps = [], []
+    updates, changed = [], []
     with transaction.atomic():
         _lock(organization)
         prices, rates = price_book_load(organization=organization), rate_table_load(organization=organization)
         rows = (Event.objects.filter(organization=organization, cost_source="computed", timestamp__gte=since,
                                      timestamp__lt=until)
-                .order_by().values_list("seq", "timestamp", "provider", "metadata", "currency", "cost", "charge",
-                                        "cost_reporting", "charge_reporting", "exchange_rate", "price_ref", "flags"))
-        for (seq, stamp, provider, metadata, currency, cost, charge, cost_reporting, charge_reporting, rate,
-             price_ref, flags) in rows.iterator(chunk_size=2000):
+                .order_by().values_list("seq", "timestamp", "project_id", "provider", "metadata", "currency", "cost",
+                                        "charge", "cost_reporting", "charge_reporting", "exchange_rate", "price_ref",
+                                        "flags"))
+        for (seq, stamp, project_id, provider, metadata, currency, cost, charge, cost_reporting, charge_reporting,
+             rate, price_ref, flags) in rows.iterator(chunk_size=2000):
             examined += 1
             try:
                 model, usage = usage_from_metadata(metadata) or (None, None)
@@ -199,11 +216,11 @@ def event_costs_reprice(*, organization: Organization, since: datetime, until: d
             new = (new_cost, reporting.cost, reporting.charge, reporting.rate, price.ref, new_flags)
             if new != (cost, cost_reporting, charge_reporting, rate, price_ref, flags):
                 updates.append((*new, organization.pk, stamp, seq))
-                stamps.append(stamp)
+                changed.append((stamp, project_id))
         if updates:
             with connection.cursor() as cursor:
                 cursor.executemany(_REPRICE_UPDATE, updates)
-        _rebuild_rollups(organization, stamps)
+        _amounts_changed(organization, changed)
     result = RepriceResult(examined=examined, changed=len(updates), unpriced=unpriced)
     logger.info("money.events_repriced", extra={"organization_id": organization.pk, "since": since.isoformat(),
                                                  "until": until.isoformat(), **result.as_json()})

@@ -5,11 +5,13 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
+from events.ingest import INGEST_COMMITTED_HOOKS
 from events.money.services import event_costs_reprice, events_convert
 from queries.services import rollup_fold
 from tests.events.helpers import an_event
-from tests.money.helpers import add_price, add_rate, at, send
+from tests.money.helpers import add_price, add_rate, at, send, stored
 from tests.money.test_pricing import catalog, tokens_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,3 +79,28 @@ def test_repricing_updates_rollups_and_reports_once(api_as, ingest_key, read_key
         rollup_fold()
         assert rollup_totals(organization)[:2] == (3, Decimal("0.504"))
         assert report_totals(api_as(read_key))[:2] == (3, Decimal("0.504"))
+
+
+def test_budgets_count_converted_amounts_and_hear_of_the_change(api_as, ingest_key, full_key, organization):
+    now = timezone.now()
+    client = api_as(full_key)
+    response = client.post("/api/v1/budgets", {"name": "All spend", "project": None, "amount": "100",
+                                                "period": "day", "thresholds": [100], "recipients": []}, format="json")
+    assert response.status_code == 201, response.content
+    status_url = f"/api/v1/budgets/{response.json()['id']}/status"
+    send(api_as(ingest_key), an_event(id="usd", timestamp=now.isoformat(), cost="1"),
+         an_event(id="eur", timestamp=now.isoformat(), cost="10", currency="EUR"))
+    fold(2)
+    assert Decimal(client.get(status_url).json()["spent"]) == Decimal("1")
+
+    heard = []
+    INGEST_COMMITTED_HOOKS.append(lambda **change: heard.append(change))
+    try:
+        add_rate(organization, "EUR", "1.1", "2026-01-01T00:00:00Z")
+        events_convert(organization=organization)
+    finally:
+        INGEST_COMMITTED_HOOKS.pop()
+    assert Decimal(client.get(status_url).json()["spent"]) == Decimal("12")
+    # What follows committed events (the budgets' evaluation request) hears of the change.
+    assert heard == [{"organization_id": organization.pk, "project_ids": [stored(organization, "eur").project_id],
+                      "first": stored(organization, "eur").timestamp, "last": stored(organization, "eur").timestamp}]
