@@ -30,4 +30,4 @@ def events_convert_sweep() -> None:
     """Catches up conversions whose task was lost (broker down) or that raced an ingest
     still holding the old rates: every organization with convertible pending events."""
     for organization in Organization.objects.filter(pk__in=money_services.organizations_with_pending_events()):
-        money_services.events_convert(organization=organization)
+        money_services.events_convert(organization=organization, pending_only=True)

@@ -97,6 +97,7 @@ WITH target AS (
     WHERE e.organization_id = %(organization)s AND e.currency <> %(quote)s
       AND (%(currency)s::text IS NULL OR e.currency = %(currency)s)
       AND (%(since)s::timestamptz IS NULL OR e."timestamp" >= %(since)s)
+      AND (NOT %(pending_only)s OR e.cost_reporting IS NULL)
 )
 UPDATE events_event e SET
     exchange_rate = t.rate,
@@ -122,22 +123,24 @@ class ConvertResult:
         return {"converted": self.converted, "unconverted": self.unconverted}
 
 
-def events_convert(*, organization: Organization, currency: str | None = None,
-                   since: datetime | None = None) -> ConvertResult:
+def events_convert(*, organization: Organization, currency: str | None = None, since: datetime | None = None,
+                   pending_only: bool = False) -> ConvertResult:
     """Gives every stored event of `organization` in another currency (only `currency`,
     only from `since`, when given) the reporting amounts of the rate in force at its
     timestamp, then rebuilds the rollups of the days that changed.
 
     Pending events are converted, events of a corrected rate re-converted, events
     whose rate was deleted become unconverted again; events already right are not
-    touched, so a second run changes nothing.
+    touched, so a second run changes nothing. `pending_only`: only the unconverted
+    ones (the sweep's catch-up, found through their partial index).
     """
     organization = Organization.objects.get(pk=organization.pk)  # the reporting currency as it is now
     with transaction.atomic():
         _lock(organization)
         with connection.cursor() as cursor:
             cursor.execute(_CONVERT, {"quote": organization.reporting_currency, "organization": organization.pk,
-                                      "currency": currency, "since": since, "flag": UNCONVERTED_FLAG})
+                                      "currency": currency, "since": since, "pending_only": pending_only,
+                                      "flag": UNCONVERTED_FLAG})
             changed = cursor.fetchall()
         _amounts_changed(organization, [(stamp, project_id) for stamp, project_id, _ in changed])
     result = ConvertResult(converted=sum(1 for *_, converted in changed if converted),

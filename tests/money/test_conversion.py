@@ -183,3 +183,19 @@ def test_ingestion_and_late_conversion_round_ties_the_same_way(api_as, ingest_ke
     on_time, late = stored(organization, "on-time"), stored(organization, "late")
     assert (on_time.cost_reporting, on_time.charge_reporting) == (Decimal("1E-18"), Decimal("2E-18"))
     assert (late.cost_reporting, late.charge_reporting) == (on_time.cost_reporting, on_time.charge_reporting)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_converts_pending_events_only(api_as, ingest_key, organization):
+    """The catch-up for a lost task: pending events get the rate in force; converted
+    ones are the rate change's task's business, not the sweep's."""
+    rate = add_rate(organization, "EUR", "1.1", "2026-11-01T00:00:00Z")
+    send(api_as(ingest_key), eur("converted", "2026-11-05T00:00:00Z"), eur("pending", "2026-10-05T00:00:00Z"))
+    rate.rate = Decimal("1.5")  # corrected without its task having run yet
+    rate.save()
+    add_rate(organization, "EUR", "1.2", "2026-10-01T00:00:00Z")
+    events_convert_sweep()
+    assert stored(organization, "pending").cost_reporting == Decimal("12")
+    assert stored(organization, "converted").cost_reporting == Decimal("11")
+    events_convert(organization=organization, currency="EUR")
+    assert stored(organization, "converted").cost_reporting == Decimal("15")
