@@ -1,6 +1,7 @@
 from datetime import datetime
 
 from celery import shared_task
+from django.db import OperationalError
 from django.utils import timezone
 
 from events.money import services as money_services
@@ -14,7 +15,8 @@ def events_ensure_partitions() -> None:
     ensure_partitions(months_ahead(timezone.now().date()))
 
 
-@shared_task(ignore_result=True, acks_late=True, max_retries=3, expires=24 * 3600)
+@shared_task(ignore_result=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True,
+             max_retries=3, expires=24 * 3600)
 def events_convert(organization_id: int, currency: str | None = None, since: str | None = None) -> None:
     """Converts an organization's pending (and re-converts corrected) events after a rate
     changed. Safe to run twice or concurrently: it sets amounts, it never adds to them."""
