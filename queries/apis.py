@@ -1,5 +1,6 @@
 """Reports and saved queries over HTTP: parse, call one selector or service, answer."""
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -8,10 +9,11 @@ from rest_framework.response import Response
 from koala.api import CursorPagination, TenantAPIView
 from koala.exceptions import InvalidRequest
 from queries.engine import report_csv
+from queries.health import taxonomy_health
 from queries.models import SavedQuery
 from queries.selectors import report_run, saved_query_get, saved_query_list, saved_query_run
 from queries.services import EDITABLE_FIELDS, saved_query_create, saved_query_delete, saved_query_update
-from queries.spec import reject_unstorable_text
+from queries.spec import health_window_parse, reject_unstorable_text
 
 READ_ONLY_FIELDS = ("id", "builtin", "created_at", "updated_at")
 FORMAT_PARAMETER = OpenApiParameter("format", str, enum=["json", "csv"],
@@ -50,9 +52,14 @@ A report over the events the key can read, as one table. Beyond the contract:
 - `charge` and `margin` sum events with a charge (`0` is a charge); they are `"0"`
   when no event has one, while `margin_pct` is then null (and when the charges sum to 0).
 - `error_rate` is a fraction from 0 to 1 (not a percentage); null over no events.
-- `latency_p50/p95/p99` are exact, interpolated between the two nearest values
-  (PostgreSQL `percentile_cont`, numpy's default); `latency_avg` and the percentiles
-  are null when no event has `latencyMs`.
+- `latency_p50/p95/p99` are interpolated between the two nearest values (PostgreSQL
+  `percentile_cont`, numpy's default): exact when the report reads raw events, and
+  within 1 % of that when it reads the daily latency histogram (whole local days,
+  no status/user/tag/metadata filter). `latency_avg` is exact either way; both are
+  null when no event has `latencyMs`.
+- Reports over whole local days without a tag, hour or metadata question read the
+  rollups, which hold every event committed more than about a second ago; totals
+  include `unconverted_count`, events no exchange rate converted yet (not summed).
 - Groups: an event appears under each distinct tag it carries; untagged events under
   `tag: null`. Missing values group as null. Hour buckets follow the event's offset,
   so a DST fall-back has two 01:00 buckets. Without `group_by` there is one row,
@@ -188,3 +195,41 @@ class SavedQueryRunApi(TenantAPIView):
         result = saved_query_run(organization=self.organization, api_key=self.api_key, saved_query=saved_query,
                                  body=request.data)
         return report_response(result, csv=csv)
+
+
+HEALTH_DESCRIPTION = """
+The data-quality report of the playbook's five common problems, over `[from, to)`
+(default: the last 30 days, today included, in the organization's time zone) and one
+`project` (default: every project the key can read):
+
+- `missing_charge`: events without a charge (margin cannot be computed), with the cost
+  they carry; `missing_traces`: events without trace ids.
+- `environment`: events without one, values outside the taxonomy (each seen value with
+  its count, whether it is known, and the allowed value it most resembles).
+- `metadata_drift`: metadata keys the taxonomy does not know, the registered key each
+  resembles (`latency_ms` ~ `latencyMs`) and the applications sending them. Aliases the
+  taxonomy lists are rewritten at ingestion, so they are not drift.
+- `action_naming`: stored action names that break the snake_case convention, with the
+  suggested name (only flagged ones are stored: a rejected event never is).
+- `flags`: events per flagged rule, with their cost; `trend`: per local day, events,
+  missing charge, missing traces and flagged events. Shares are fractions 0-1.
+
+Answered from the rollups (whole local days), otherwise from the same aggregates over
+the raw events of the window.
+"""
+
+
+class TaxonomyHealthApi(TenantAPIView):
+    """GET the taxonomy health report: `?from=&to=&project=`."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, description=HEALTH_DESCRIPTION, parameters=[
+        OpenApiParameter("from", str, description="RFC 3339; default: 29 days before today, local midnight."),
+        OpenApiParameter("to", str, description="RFC 3339, exclusive; default: tomorrow, local midnight."),
+        OpenApiParameter("project", str, description="A project slug; default: every project the key can read."),
+    ])
+    def get(self, request):
+        start, end = health_window_parse(request.query_params, timezone_name=self.organization.timezone,
+                                         now=timezone.now())
+        project = request.query_params.get("project") or None
+        return Response(taxonomy_health(organization=self.organization, api_key=self.api_key, start=start, end=end,
+                                        project_slug=project))

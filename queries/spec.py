@@ -379,3 +379,13 @@ def run_window_parse(body) -> dict:
     if "range" in body and ("from" in body or "to" in body):
         raise _fail("range", "give either range or from and to, not both.")
     return body
+
+
+def health_window_parse(params, *, timezone_name: str, now: datetime) -> tuple[datetime, datetime]:
+    """`from`/`to` of a query string, each defaulting to the last 30 days' ends."""
+    tz = ZoneInfo(timezone_name)
+    default_start, default_end = resolve_range("last_30_days", tz=tz, now=now)
+    start = parse_timestamp(params["from"], field="from") if params.get("from") else default_start
+    end = parse_timestamp(params["to"], field="to") if params.get("to") else default_end
+    _check_span(start, end, "")
+    return start, end

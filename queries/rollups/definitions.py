@@ -7,7 +7,9 @@ keeps the user barely shrinks):
   environment, provider, model, application, action and status;
 - daily_user: the customer questions (top customers, usage trends, distinct users);
 - daily_latency: a log-bucketed latency histogram for the percentiles;
-- hourly: spend per UTC hour, project, environment and provider, for spike alerts.
+- hourly: spend per UTC hour, project, environment and provider, for spike alerts;
+- daily_health: the taxonomy health report's facts (flags, metadata keys, missing
+  traces) per project and application.
 
 Each measure is the raw engine's own aggregate (queries/engine/sources.py), so a
 rollup sum over days equals the raw answer exactly. `day` is the event's calendar
@@ -24,6 +26,8 @@ class Rollup:
     keys: tuple[tuple[str, str], ...]  # (column, SQL over events e and zone z)
     measures: tuple[tuple[str, str], ...]  # (column, aggregate over e)
     hourly: bool = False
+    # Extra FROM items (a LATERAL that turns one event into several facts).
+    lateral: str = ""
 
     @property
     def key_columns(self) -> tuple[str, ...]:
@@ -86,4 +90,18 @@ HOURLY = Rollup(
     hourly=True,
 )
 
-ROLLUPS = (DAILY, DAILY_USER, DAILY_LATENCY, HOURLY)
+# One row per fact an event carries: each flag, "flagged" once when it has any, each
+# top-level metadata key, and "missing_traces".
+HEALTH_FACTS = (
+    ", LATERAL (SELECT 'flag', unnest(e.flags) UNION ALL SELECT 'flagged', '' WHERE cardinality(e.flags) > 0 "
+    "UNION ALL SELECT 'metadata_key', jsonb_object_keys(e.metadata) "
+    "UNION ALL SELECT 'missing_traces', '' WHERE COALESCE(cardinality(e.traces), 0) = 0) f(kind, value)"
+)
+DAILY_HEALTH = Rollup(
+    table="queries_rollup_daily_health",
+    keys=(DAY, PROJECT) + _plain("application") + (("kind", "f.kind"), ("value", "f.value")),
+    measures=(("event_count", "count(*)"), ("cost", "COALESCE(sum(e.cost_reporting), 0)")),
+    lateral=HEALTH_FACTS,
+)
+
+ROLLUPS = (DAILY, DAILY_USER, DAILY_LATENCY, HOURLY, DAILY_HEALTH)

@@ -34,8 +34,15 @@ REBUILDS_PER_FOLD = 5
 
 _EVENT_COLUMNS = (
     'organization_id, project_id, "timestamp", environment, provider, model, application, action, status, '
-    "user_id, cost_reporting, charge_reporting, latency_ms, input_tokens, output_tokens"
+    "user_id, cost_reporting, charge_reporting, latency_ms, input_tokens, output_tokens, flags, metadata, traces"
 )
+
+
+def event_columns() -> str:
+    """The events_event columns every rollup reads."""
+    return _EVENT_COLUMNS
+
+
 _LOCK = "SELECT watermark FROM queries_rollup_state WHERE id = 1 FOR UPDATE"
 _HORIZON = """
 SELECT least(now(), COALESCE(min(a.xact_start), 'infinity')) - %(margin)s
@@ -53,7 +60,7 @@ def _aggregate(rollup: Rollup, source: str) -> str:
     updates = ", ".join(f"{column} = t.{column} + EXCLUDED.{column}" for column in rollup.measure_columns)
     return (
         f"INSERT INTO {rollup.table} AS t ({', '.join(columns)}) "
-        f"SELECT {', '.join(selects)} FROM {source} GROUP BY {positions} "
+        f"SELECT {', '.join(selects)} FROM {source}{rollup.lateral} GROUP BY {positions} "
         f"ON CONFLICT ON CONSTRAINT {rollup.table}_key DO UPDATE SET {updates}"
     )
 
