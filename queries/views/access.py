@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest
 
 from koala.exceptions import NotFound
 from organizations.models import Membership, Organization
@@ -47,6 +47,19 @@ def memberships_of(*, user) -> list[Membership]:
                 .order_by("organization__name", "organization__slug"))
 
 
+def _has_unstorable_text(request) -> bool:
+    for data in (request.GET, request.POST):
+        for key, values in data.lists():
+            for text in (key, *values):
+                if "\x00" in text:
+                    return True
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+    return False
+
+
 def org_page(*, manage: bool = False):
     """Decorates a view `(request, viewer, **kwargs)` served under `/o/<org_slug>/`.
 
@@ -66,6 +79,10 @@ def org_page(*, manage: bool = False):
             if membership is None:
                 raise Http404("No such organization.")
             viewer = Viewer(organization=membership.organization, membership=membership)
+            if _has_unstorable_text(request):
+                # PostgreSQL cannot hold NUL or lone surrogates: refuse them before any query does.
+                return HttpResponseBadRequest("A field holds a NUL character or an invalid character.",
+                                              content_type="text/plain; charset=utf-8")
             if manage and not viewer.can_manage:
                 raise PermissionDenied("Only owners and admins of the organization may do that.")
             request.viewer = viewer

@@ -1,7 +1,9 @@
 """Overview: the period's cost, charge and margin against the previous period, the
 daily cost by provider, margin over time, the top projects, models and customers."""
+import re
 from decimal import Decimal
 
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
@@ -17,6 +19,7 @@ from queries.views.reports import by_day, days_between, report
 TILE_METRICS = ["count", "cost", "charge", "margin", "margin_pct"]
 TOP_METRICS = ["cost", "charge", "margin", "margin_pct"]
 TOP_LIMIT = 5
+SLUG = re.compile(r"[-a-zA-Z0-9_]+")  # what the URL's <slug:org_slug> accepts
 CHART_PROVIDERS = 6  # more than this many providers: the rest are drawn as "other"
 
 
@@ -35,6 +38,8 @@ def switch(request):
     slug = request.GET.get("org", "")
     if not slug:
         return redirect("dashboard:home")
+    if not SLUG.fullmatch(slug):
+        raise Http404("No such organization.")
     return redirect("dashboard:overview", org_slug=slug)  # the page itself answers 404 to non-members
 
 

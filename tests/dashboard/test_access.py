@@ -125,6 +125,7 @@ def test_a_person_in_two_organizations_chooses_and_switches(organization, other_
     assert person.get(f"/o/{organization.slug}/api-keys/").status_code == 403
     # Switching to an organization one is not in is the same 404 as any other page.
     assert person.get("/switch/?org=nobodys-org", follow=True).status_code == 404
+    assert person.get("/switch/?org=../admin/").status_code == 404
 
 
 @pytest.mark.django_db
@@ -159,3 +160,17 @@ def test_no_page_shows_another_organizations_data(organization, other_organizati
     for lookup in ("trace=trace_globex", "user=usr_globex"):
         text = owner_client.get(f"/o/{organization.slug}/events/?{lookup}").content.decode()
         assert "No events match." in text and "999" not in text and "cohere" not in text
+
+
+@pytest.mark.django_db
+def test_nul_characters_in_any_field_are_refused_not_a_server_error(organization, owner_client, events_sent):
+    slug = organization.slug
+    for page in PAGES + ["events/view/", "saved-queries/1/"]:
+        response = owner_client.get(f"/o/{slug}/{page.split('?')[0]}", {"provider": "open\x00ai", "id": "\x00"})
+        assert response.status_code == 400, page
+    keys_before = ApiKey.objects.filter(organization=organization).count()
+    for form in ("api-keys/", "explore/save/", "budgets/"):
+        response = owner_client.post(f"/o/{slug}/{form}", {"name": "bad\x00name", "amount": "5", "scope": ["read"],
+                                                            "query": '{"range": "today"}'})
+        assert response.status_code == 400, form
+    assert ApiKey.objects.filter(organization=organization).count() == keys_before
