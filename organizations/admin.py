@@ -285,11 +285,14 @@ class ExchangeRateAdmin(TenantAdmin):
 
     def save_model(self, request, obj, form, change):
         since = obj.valid_from
-        if change and "valid_from" in form.initial and form.initial["valid_from"] < since:
+        if change and form.initial["valid_from"] < since:
             since = form.initial["valid_from"]  # moved later: events in between change rate too
         obj.quote = obj.organization.reporting_currency
         super().save_model(request, obj, form, change)
         money_services.exchange_rates_changed(organization=obj.organization, base=obj.base, since=since)
+        if change and form.initial["base"] != obj.base:  # the former currency lost this rate
+            money_services.exchange_rates_changed(organization=obj.organization, base=form.initial["base"],
+                                                  since=form.initial["valid_from"])
 
     def delete_model(self, request, obj):
         super().delete_model(request, obj)

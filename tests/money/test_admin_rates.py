@@ -10,6 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from events.money.conversion import UNCONVERTED_FLAG
+from events.money.services import events_convert
 from koala.celery import app as celery_app
 from organizations.models import ExchangeRate, Membership
 from tests.events.helpers import an_event
@@ -116,4 +117,29 @@ def test_saving_and_deleting_a_rate_in_the_admin_converts_stored_events(routed_t
     response = admin_client.post(reverse("admin:organizations_exchangerate_delete", args=[rate.pk]), {"post": "yes"})
     assert response.status_code == 302
     wait_until(lambda: stored(organization, "pending").cost_reporting is None, routed_to)
-    assert routed_to.count("events.tasks.events_convert") >= 3
+    wait_until(lambda: sum("events.tasks.events_convert" in line and "succeeded" in line
+                           for line in list(routed_to.lines)) == 3, routed_to)
+
+
+@pytest.fixture
+def eager():
+    """The conversions run in this process, on commit, instead of on a worker."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+def test_changing_a_rates_currency_reconverts_both_currencies(admin_client, organization, api_as, ingest_key,
+                                                               django_capture_on_commit_callbacks, eager):
+    send(api_as(ingest_key), an_event(id="eur", currency="EUR", cost="10", timestamp="2026-11-05T10:00:00Z"),
+         an_event(id="gbp", currency="GBP", cost="10", timestamp="2026-11-05T10:00:00Z"))
+    rate = add_rate(organization, "EUR", "1.1", "2026-11-01T00:00:00Z")
+    events_convert(organization=organization)
+    assert stored(organization, "eur").cost_reporting == Decimal("11")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("admin:organizations_exchangerate_change", args=[rate.pk]),
+                                     rate_form(organization, base="GBP", rate="1.3"))
+    assert response.status_code == 302
+    assert (stored(organization, "eur").cost_reporting, stored(organization, "gbp").cost_reporting) == (
+        None, Decimal("13"))
