@@ -138,3 +138,23 @@ def sparkline(*, title: str, values: list[Decimal]) -> SafeString:
     return mark_safe(f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
                      f'role="img" aria-label="{label}"><title>{label}</title>'
                      f'<polyline fill="none" stroke="{colour(0)}" stroke-width="1.5" points="{points}"/></svg>')
+
+
+def lines(*, title: str, labels: list[str], series: list[tuple[str, list[Decimal]]]) -> SafeString:
+    """Several lines over the same labels (colours in the order of `series`, as the legend)."""
+    every = [value for _, values in series for value in values if value is not None] + [Decimal(0)]
+    high = _nice_max(max(every))
+    parts, y, slot = _axis(Decimal(0), high, labels)
+    for number, (name, values) in enumerate(series):
+        points = []
+        for index, value in enumerate(values):
+            if value is None:
+                continue
+            x = LEFT + slot * (index + 0.5)
+            points.append(f"{x:.1f},{y(value):.1f}")
+            parts.append(f'<circle cx="{x:.1f}" cy="{y(value):.1f}" r="2" fill="{colour(number)}">'
+                         f'<title>{escape(labels[index])} {escape(name)}: {escape(_compact(value))}</title></circle>')
+        if len(points) > 1:
+            parts.append(f'<polyline fill="none" stroke="{colour(number)}" stroke-width="2" '
+                         f'points="{" ".join(points)}"/>')
+    return _frame(title, parts)
