@@ -43,7 +43,8 @@ def report_scope(*, organization: Organization, api_key: ApiKey | None, spec: Re
         project_ids = [ids_by_slug[slug] for slug in spec.projects]
     return Scope(organization_id=organization.pk, project_ids=tuple(sorted(project_ids)),
                  timezone=organization.timezone,
-                 rollups=rollup_zone(organization_id=organization.pk) == organization.timezone)
+                 rollups=settings.REPORTS_USE_ROLLUPS
+                 and rollup_zone(organization_id=organization.pk) == organization.timezone)
 
 
 def _iso(moment: datetime, tz: ZoneInfo) -> str:

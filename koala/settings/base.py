@@ -150,6 +150,10 @@ CELERY_BEAT_SCHEDULE = {
     "queries-rollups-fold": {"task": "queries.tasks.rollups_fold", "schedule": 1.0},
 }
 
+# Reports and the health report read the rollups when they can; 0 makes every report
+# read the raw events (an operator's switch, and bench/reports' comparison).
+REPORTS_USE_ROLLUPS = env_bool("KOALA_REPORTS_ROLLUPS", True)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
