@@ -115,6 +115,25 @@ def http_client(index: int, port: int, key: str, seed: int, templates: int, batc
 
 # --- measurement helpers -------------------------------------------------------------------------
 
+def fold_loop(env: dict, stop, results) -> None:
+    """What Celery beat does in production: rollup_fold() once a second, here for the
+    length of an end-to-end segment, so its cost on ingestion is part of the figure."""
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from queries.rollups import rollup_fold
+
+    folds, folded, busy = 0, 0, 0.0
+    while not stop.is_set():
+        started = time.monotonic()
+        folded += rollup_fold()
+        elapsed = time.monotonic() - started
+        folds, busy = folds + 1, busy + elapsed
+        stop.wait(max(0.0, 1.0 - elapsed))
+    results.put({"folds": folds, "events_folded": folded, "fold_seconds": round(busy, 2)})
+
+
 def percentile(sorted_values: list[float], fraction: float) -> float | None:
     """Nearest-rank percentile of an ascending list."""
     if not sorted_values:
@@ -286,6 +305,13 @@ class Bench:
         self.organization_id, self.project_id = organization.pk, project.pk
         with self.db.connect() as conn:
             self.columns = pgcopy.event_columns(conn)
+            # Preloaded events stay out of the rollups: the fold measured is the one of
+            # what this run ingests, as in production where the fold keeps up.
+            if conn.execute("SELECT to_regclass('queries_rollup_state')").fetchone()[0]:
+                conn.execute("UPDATE queries_rollup_state SET watermark = now()")
+                conn.execute("INSERT INTO queries_rollup_zone (organization_id, timezone) SELECT id, timezone "
+                             "FROM organizations_organization ON CONFLICT (organization_id) DO UPDATE "
+                             "SET timezone = EXCLUDED.timezone")
         self.result["config"].update({"organization_id": organization.pk, "project_id": project.pk,
                                       "postgres": self._server_settings(), "git": git_state()})
         self.close_django()
@@ -577,13 +603,22 @@ class Bench:
             log(f"waiting for a quiet machine: {busy:.2f} cores busy (limit {self.args.quiet_cores})")
             time.sleep(2)
 
-    def run_e2e(self, label: str) -> dict:
+    def run_e2e(self, label: str, *, fold: bool) -> dict:
         args = self.args
         log(f"[{label}] end to end: {args.clients} clients -> gunicorn ({args.workers} workers), "
-            f"{args.warmup:g} s warm-up + {args.seconds:g} s")
+            f"{args.warmup:g} s warm-up + {args.seconds:g} s, rollup fold {'on' if fold else 'off'}")
         argsets = [(index, self.port, self.key, SEED + index, args.templates, args.batch)
                    for index in range(args.clients)]
+        folder = None
+        if fold:
+            stop, folds = self.ctx.Event(), self.ctx.Queue()
+            folder = self.ctx.Process(target=fold_loop, args=(self.env(), stop, folds), daemon=True)
+            folder.start()
         metrics = self._run_clients(http_client, argsets, rss=True, label=label, py_spy=args.py_spy)
+        if folder is not None:
+            stop.set()
+            metrics["fold"] = folds.get(timeout=300)
+            folder.join(timeout=60)
         metrics["rows_stored_check"] = self._rows_check(metrics["accepted_total"])
         return metrics
 
@@ -648,13 +683,21 @@ class Bench:
                 rows, _ = self.preload_state()
             label = "empty" if rows == 0 else f"{rows / 1e6:g}M"
             phase = {"label": label, "stored_before": rows, "rounds": []}
-            e2e_runs, ceiling_runs = [], []
+            e2e_runs, ceiling_runs, bare_runs = [], [], []
             for round_ in range(args.repeat):
                 # End to end and ceiling alternate, so both see the same machine (its speed drifts).
                 self.cleanup()
-                e2e = self.run_e2e(label)
+                e2e = self.run_e2e(label, fold=args.fold != "off")
                 e2e_runs.append(e2e)
                 entry = {"e2e_events_per_s": e2e["events_per_s"], "e2e_speed_ms": e2e["speed_ms"]}
+                if args.fold == "both":
+                    # The same segment without the fold, minutes apart: the rollups' cost.
+                    self.cleanup()
+                    bare = self.run_e2e(label, fold=False)
+                    bare_runs.append(bare)
+                    entry.update({"e2e_without_fold_events_per_s": bare["events_per_s"],
+                                  "fold_ratio": round(e2e["events_per_s"] / bare["events_per_s"], 3)
+                                  if bare["events_per_s"] else None})
                 if not args.no_ceiling:
                     self.cleanup()
                     ceiling = self.run_ceiling(label)
@@ -668,6 +711,10 @@ class Bench:
             # The figures of a phase are the median round's (by rate); the ratio is the median of the
             # rounds' ratios, each taken from an end-to-end and a ceiling segment minutes apart.
             phase["e2e"] = median_run(e2e_runs)
+            if bare_runs:
+                phase["e2e_without_fold"] = median_run(bare_runs)
+                fold_ratios = sorted(entry["fold_ratio"] for entry in phase["rounds"] if entry.get("fold_ratio"))
+                phase["fold_ratio"] = fold_ratios[(len(fold_ratios) - 1) // 2] if fold_ratios else None
             if ceiling_runs:
                 phase["ceiling"] = median_run(ceiling_runs)
                 ratios = sorted(entry["ratio"] for entry in phase["rounds"] if entry.get("ratio") is not None)
@@ -934,6 +981,16 @@ def render_table(result: dict) -> str:
                       + f"RSS < 300 MiB/worker {'PASS' if worker_peak < 300 else 'FAIL'}; "
                       + f"rows stored == accepted {'yes' if e2e['rows_stored_check']['ok'] else 'NO'}; "
                       + f"rejected {e2e['rejected_total']}, flagged events {e2e['warned_events_pct']}%")
+    for phase in result["phases"]:
+        fold = phase["e2e"].get("fold")
+        if fold:
+            lines.append(f"{phase['label']:>6} rollup fold during e2e: {fold['folds']} folds, "
+                         f"{fold['events_folded']:,} events in {fold['fold_seconds']} s")
+        if phase.get("fold_ratio") is not None:
+            bare = phase["e2e_without_fold"]["events_per_s"]
+            checks.append(f"{phase['label']}: with the rollup fold {phase['e2e']['events_per_s']:,.0f} ev/s, without "
+                          f"{bare:,.0f}: {phase['fold_ratio'] * 100:.0f}% (goal >= 80%) "
+                          f"{'PASS' if phase['fold_ratio'] >= 0.8 else 'FAIL'}")
     lines += ["", "goals: " + "\n       ".join(checks)]
     errors = [error for phase in result["phases"] for seg in ("e2e", "ceiling") for error in
               phase.get(seg, {}).get("errors", [])]
@@ -992,6 +1049,9 @@ def parse_args(argv=None):
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds of end to end + ceiling per table size; the median round is reported")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the COPY ceiling")
+    parser.add_argument("--fold", choices=["on", "off", "both"], default="on",
+                        help="run the rollup fold once a second during end-to-end segments, as beat does in "
+                             "production (both: each round also runs without it, and reports the ratio)")
     parser.add_argument("--profile", type=int, default=0, metavar="BATCHES",
                         help="also profile event_ingest_batch in-process on this many batches (e.g. 20)")
     parser.add_argument("--profile-only", action="store_true",
