@@ -7,13 +7,7 @@ than COPY from Python here (nothing crosses the socket), and the columns come ou
 exactly as ingestion writes them (reporting amounts, promoted metadata, flags). The
 idempotency table (events_eventkey) is not filled: reports never read it.
 
-What the events look like (eventgen's vocabulary, correlated the way real traffic
-is): 50 actions, each belonging to one application and project and calling one of
-two models (so 100 action/model paths); 30 models of 8 providers with their list
-prices; cost from token counts; 10,000 customers, a third per project, a few heavy (power law), and
-20 test users in staging and development; environments
-80/12/8 %; 3 % errors; log-normal latency per model; 10 % of events without a charge,
-2 % with a charge of 0; 5 % without traces; tags on half of them.
+What the events look like: events/demo.py.
 """
 from __future__ import annotations
 
@@ -21,111 +15,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from bench import eventgen
+from events.demo import insert_sql
 
 DAYS = 90
 PROJECTS = ("assistant-api", "billing-api", "search-api")
 SLICE = 250_000  # rows per INSERT statement
-
-_MODELS = [(provider, model, inp, out) for provider, models in eventgen.MODELS.items()
-           for model, inp, out in models]
-
-
-def _sql_text_array(values) -> str:
-    return "ARRAY[" + ",".join("'" + value.replace("'", "''") + "'" for value in values) + "]::text[]"
-
-
-def _sql_num_array(values) -> str:
-    return "ARRAY[" + ",".join(str(value) for value in values) + "]::numeric[]"
-
-
-def _weighted(indexes_weights: list[tuple[int, int]]) -> str:
-    """An int array where each index appears `weight` times: a uniform pick is a weighted one."""
-    return "ARRAY[" + ",".join(str(index) for index, weight in indexes_weights for _ in range(weight)) + "]::int[]"
-
-
-def _insert_sql() -> str:
-    models = _MODELS
-    actions = eventgen.ACTIONS
-    applications = [name for name, _ in eventgen.APPLICATIONS]
-    # Action i: application i % 8, its project by application, models a and b.
-    action_models_a = [(i * 7) % len(models) + 1 for i in range(len(actions))]
-    action_models_b = [(i * 13 + 5) % len(models) + 1 for i in range(len(actions))]
-    # A few actions carry most traffic (chat, support) and many are rare.
-    weights = [max(1, 40 // (i + 1)) for i in range(len(actions))]
-    action_weights = _weighted([(i + 1, weight) for i, weight in enumerate(weights)])
-    total_weight = sum(weights)
-    model_providers = _sql_text_array(m[0] for m in models)
-    model_names = _sql_text_array(m[1] for m in models)
-    input_prices = _sql_num_array(m[2] for m in models)
-    output_prices = _sql_num_array(m[3] for m in models)
-    tag_count = len(eventgen.TAGS)
-    base_latency = [300 + (i * 397) % 2700 for i in range(len(models))]
-    return f"""
-INSERT INTO events_event (organization_id, project_id, client_id, "timestamp", received_at, cost, charge,
-    currency, cost_reporting, charge_reporting, environment, provider, application, action, user_id, tags, traces,
-    metadata, model, latency_ms, input_tokens, output_tokens, status, error_type, flags)
-SELECT %(organization_id)s, (%(project_ids)s::bigint[])[1 + (d.action_index - 1) %% 8 %% 3],
-    'evt_' || %(prefix)s || '_' || g.n, d.ts, %(received_at)s, d.cost, d.charge, %(currency)s, d.cost, d.charge,
-    d.environment, d.provider, ({_sql_text_array(applications)})[1 + (d.action_index - 1) %% 8],
-    ({_sql_text_array(actions)})[d.action_index], d.user_id, d.tags, d.traces,
-    jsonb_build_object('model', d.model, 'latencyMs', d.latency, 'inputTokens', d.input_tokens,
-                       'outputTokens', d.output_tokens, 'status', d.status,
-                       'region', ({_sql_text_array(eventgen.REGIONS)})[1 + g.n %% 5]),
-    d.model, d.latency, d.input_tokens, d.output_tokens, d.status,
-    CASE WHEN d.status = 'error' THEN ({_sql_text_array(eventgen.ERROR_TYPES)})[1 + g.n %% 5] END,
-    array_remove(ARRAY[CASE WHEN d.charge IS NULL THEN 'charge.missing' END,
-                       CASE WHEN cardinality(d.traces) = 0 THEN 'traces.missing' END], NULL)
-FROM generate_series(%(first)s::bigint, %(last)s::bigint) g(n)
-CROSS JOIN LATERAL (
-    SELECT a.*,
-        round((a.input_tokens * ({input_prices})[a.model_index]
-             + a.output_tokens * ({output_prices})[a.model_index]) / 1000000, 18) AS cost,
-        ({model_providers})[a.model_index] AS provider,
-        ({model_names})[a.model_index] AS model,
-        round(({_sql_num_array(base_latency)})[a.model_index]
-              * exp(0.5 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())))::int AS latency
-    FROM (
-        SELECT b.*,
-            -- Customers belong to one project and use production; other environments see
-            -- a handful of test users.
-            CASE WHEN b.environment <> 'production' THEN 'test_user_' || g.n %% 20
-                 WHEN random() < 0.03 THEN NULL
-                 ELSE 'user_' || (b.action_index - 1) %% 8 %% 3 || '_' || floor(3334 * power(random(), 3))::int
-            END AS user_id,
-            CASE WHEN random() < 0.5 THEN ({_sql_num_array(action_models_a)})[b.action_index]
-                 ELSE ({_sql_num_array(action_models_b)})[b.action_index] END::int AS model_index
-        FROM (
-            SELECT
-                %(start)s::timestamptz + random() * (%(end)s::timestamptz - %(start)s::timestamptz) AS ts,
-                ({action_weights})[1 + floor(random() * {total_weight})::int] AS action_index,
-                (ARRAY['production','production','production','production','production','production',
-                       'production','production','staging','development'])[1 + floor(random() * 10)::int]
-                    AS environment,
-                (100 + floor(4000 * power(random(), 2)))::int AS input_tokens,
-                (20 + floor(800 * random()))::int AS output_tokens,
-                CASE WHEN random() < 0.03 THEN 'error' ELSE 'success' END AS status,
-                CASE WHEN random() < 0.5 THEN '{{}}'::varchar[]
-                     ELSE ARRAY[({_sql_text_array(eventgen.TAGS)})[1 + floor(random() * {tag_count})::int]]
-                          ::varchar[] END AS tags,
-                CASE WHEN random() < 0.05 THEN '{{}}'::varchar[] ELSE ARRAY['trc_' || g.n]::varchar[] END AS traces,
-                random() AS charge_draw, random() AS markup
-        ) b
-    ) a
-) c0
-CROSS JOIN LATERAL (
-    SELECT c0.*, CASE WHEN c0.charge_draw < 0.10 THEN NULL WHEN c0.charge_draw < 0.12 THEN 0
-                      ELSE round(c0.cost * (1.1 + c0.markup)::numeric, 6) END AS charge
-) d
-"""
-
 
 def load_events(url: str, *, organization_id: int, project_ids: list[int], currency: str, count: int, prefix: str,
                 end: datetime, workers: int = 2, log=print) -> float:
     """Generates `count` events over the DAYS before `end`; returns the seconds it took."""
     import psycopg
 
-    sql = _insert_sql()
+    sql = insert_sql()
     start = end - timedelta(days=DAYS)
     received_at = end  # before the fold's first watermark, after every timestamp
     slices = [(first, min(first + SLICE - 1, count)) for first in range(1, count + 1, SLICE)]

@@ -28,53 +28,9 @@ ID_PREFIX = "evt_"
 ID_HEX = 32
 ID_SLOT = "#" * ID_HEX  # stands for the random part of an id in a template
 
-# provider -> [(model, USD per 1M input tokens, USD per 1M output tokens)]
-MODELS = {
-    "openai": [("gpt-4o", "2.50", "10.00"), ("gpt-4o-mini", "0.15", "0.60"), ("gpt-4.1", "2.00", "8.00"),
-               ("gpt-4.1-mini", "0.40", "1.60"), ("gpt-4.1-nano", "0.10", "0.40"), ("o3-mini", "1.10", "4.40"),
-               ("text-embedding-3-small", "0.02", "0")],
-    "anthropic": [("claude-sonnet-4-20250514", "3.00", "15.00"), ("claude-3-5-haiku-20241022", "0.80", "4.00"),
-                  ("claude-opus-4-20250514", "15.00", "75.00"), ("claude-3-7-sonnet-20250219", "3.00", "15.00")],
-    "google": [("gemini-2.0-flash", "0.10", "0.40"), ("gemini-1.5-pro", "1.25", "5.00"),
-               ("gemini-2.5-pro", "1.25", "10.00"), ("gemini-2.5-flash", "0.30", "2.50")],
-    "azure": [("gpt-4o-2024-08-06", "2.50", "10.00"), ("gpt-35-turbo", "0.50", "1.50"),
-              ("gpt-4o-mini-2024-07-18", "0.15", "0.60")],
-    "aws": [("anthropic.claude-3-haiku-20240307-v1:0", "0.25", "1.25"),
-            ("meta.llama3-1-70b-instruct-v1:0", "0.72", "0.72"), ("amazon.titan-text-express-v1", "0.20", "0.60"),
-            ("amazon.nova-lite-v1:0", "0.06", "0.24")],
-    "mistral": [("mistral-large-latest", "2.00", "6.00"), ("mistral-small-latest", "0.10", "0.30"),
-                ("codestral-latest", "0.30", "0.90")],
-    "cohere": [("command-r-plus", "2.50", "10.00"), ("command-r", "0.15", "0.60"), ("embed-english-v3.0", "0.10", "0")],
-    "groq": [("llama-3.3-70b-versatile", "0.59", "0.79"), ("llama-3.1-8b-instant", "0.05", "0.08")],
-}
-PROVIDER_WEIGHTS = {"openai": 40, "anthropic": 25, "google": 12, "azure": 8, "aws": 6, "mistral": 4, "cohere": 3,
-                    "groq": 2}
-# What some SDK wrappers send instead of the canonical name: flagged and normalized.
-PROVIDER_ALIASES = {"openai": ["OpenAI", "open-ai"], "anthropic": ["claude", "Anthropic"], "google": ["vertex", "gemini"],
-                    "azure": ["azure_openai"], "aws": ["bedrock"], "mistral": ["mistralai"], "cohere": ["Cohere"],
-                    "groq": ["Groq"]}
-ENVIRONMENTS = [("production", 80), ("staging", 12), ("development", 8)]
-ENVIRONMENT_ALIASES = {"production": ["prod", "prd", "Production", "live"], "staging": ["stg", "stage"],
-                       "development": ["dev", "local"]}
-ACTIONS = [
-    "chat_completion", "summarize_ticket", "classify_ticket", "draft_reply", "translate_message", "search_docs",
-    "embed_document", "rerank_results", "extract_invoice", "invoice_previewed", "categorize_expense",
-    "generate_report", "answer_question", "moderate_content", "detect_language", "suggest_tags", "write_email",
-    "code_review", "explain_code", "generate_tests", "fix_bug", "refactor_function", "generate_sql",
-    "summarize_meeting", "transcribe_audio", "caption_image", "analyze_sentiment", "score_lead",
-    "enrich_contact", "qualify_lead", "recommend_product", "personalize_feed", "rewrite_copy", "generate_title",
-    "outline_article", "proofread_text", "plan_trip", "route_ticket", "triage_alert", "summarize_logs",
-    "agent_step", "tool_call", "retrieve_context", "evaluate_answer", "guardrail_check", "onboarding_tip",
-    "churn_prediction", "forecast_usage", "contract_review", "kyc_check",
-]
-APPLICATIONS = [("support-bot", 30), ("copilot", 20), ("search", 15), ("billing-assistant", 10),
-                ("sales-agent", 10), ("analytics", 7), ("docs-assistant", 5), ("onboarding", 3)]
-TAGS = ["beta", "free-tier", "pro", "enterprise", "eu", "us", "apac", "mobile", "web", "api", "batch",
-        "streaming", "cache:hit", "cache:miss", "experiment:a", "experiment:b", "retry", "fallback", "internal",
-        "priority:high", "priority:low", "rag", "agent", "vision", "voice"]
-BAD_TAGS = ["Beta Users", "VIP", "free tier", "A/B"]  # break the tag_slug convention: flagged
-REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-1"]
-ERROR_TYPES = ["rate_limit", "timeout", "context_length_exceeded", "server_error", "content_filter"]
+from events.demo import (ACTIONS, APPLICATIONS, BAD_TAGS, ENVIRONMENT_ALIASES, ENVIRONMENTS,  # noqa: E402
+                         ERROR_TYPES, MODELS, PROVIDER_ALIASES, PROVIDER_WEIGHTS, REGIONS, TAGS)
+
 USERS = 10_000
 
 _encoder = msgspec.json.Encoder(decimal_format="number")

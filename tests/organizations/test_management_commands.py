@@ -74,3 +74,26 @@ def test_seed_demo_creates_a_usable_org_once(client, api_client):
     assert client.login(username=first["email"], password=first["password"])
     assert run_json("seed_demo")["created"] is False
     assert Organization.objects.filter(slug="demo").count() == 1
+
+
+@pytest.mark.django_db
+def test_seed_demo_writes_realistic_events_over_the_last_90_days(api_client):
+    from datetime import UTC, datetime, timedelta
+
+    first = run_json("seed_demo", "--events", "3000")
+    assert first["events"] == 3000
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {first['key']}")
+    now = datetime.now(UTC)
+    window = {"from": (now - timedelta(days=91)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()}
+    totals = api_client.post("/api/v1/reports", {**window, "metrics": ["count", "cost", "margin", "error_rate"]},
+                             format="json").json()["totals"]
+    assert totals["count"] == 3000 and float(totals["cost"]) > 0 and float(totals["margin"]) > 0
+    assert 0 < totals["error_rate"] < 0.1
+    by_provider = api_client.post("/api/v1/reports", {**window, "group_by": ["provider"], "metrics": ["count"]},
+                                  format="json").json()["rows"]
+    assert len(by_provider) >= 5  # several providers, as real traffic has
+    by_month = api_client.post("/api/v1/reports", {**window, "group_by": ["month"], "metrics": ["count"]},
+                               format="json").json()["rows"]
+    assert len(by_month) >= 3  # spread over 90 days, not bunched at one moment
+    listed = api_client.get("/api/v1/events?limit=5").json()["results"]
+    assert listed and all(event["project"] for event in listed)
