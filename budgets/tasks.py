@@ -88,8 +88,12 @@ def budgets_request_evaluation(*, organization_id: int, project_ids: list[int], 
 
 def _fold_rollups() -> None:
     """Folds events committed a moment ago into the rollups. Not needed for exactness
-    (the evaluation reads events past the watermark raw) but keeps that tail short."""
-    rollup_fold()
+    (the evaluation reads events past the watermark raw) but keeps that tail short, so a
+    failing fold is logged and the evaluation goes on."""
+    try:
+        rollup_fold()
+    except Exception:
+        logger.exception("budget.rollup_fold_failed")
 
 
 def _send_now(alert_ids: list[int]) -> dict[str, int]:
