@@ -73,11 +73,10 @@ def worker(tmp_path_factory, django_db_blocker):
 def routed_to(worker):
     """The conversion task goes to the test worker's own queue, as in production to the default one."""
     previous = celery_app.conf.task_routes
-    celery_app.conf.task_routes = {"events.tasks.events_convert": {"queue": worker.queue}}
-    celery_app.amqp.flush_routes()  # the router caches the routes of its first use
+    # update(), not assignment: only update() rebuilds the router a task sent earlier cached.
+    celery_app.conf.update(task_routes={"events.tasks.events_convert": {"queue": worker.queue}})
     yield worker
-    celery_app.conf.task_routes = previous
-    celery_app.amqp.flush_routes()
+    celery_app.conf.update(task_routes=previous)
 
 
 def wait_until(check, worker: Worker, timeout: float = 60):
