@@ -74,19 +74,33 @@ def events(request, viewer: Viewer):
     return render(request, "dashboard/events.html", context)
 
 
+def _event_at(organization, *, project_slug: str, client_id: str, at: datetime | None):
+    """The event with this project and client id. The list links carry its timestamp
+    (`at`), so the lookup is one probe of the (organization, project, timestamp) index,
+    whether or not the client gave the id; a link without it asks the idempotency key."""
+    if at is None:
+        key = (EventKey.objects.filter(organization=organization, project__organization=organization,
+                                       project__slug=project_slug, client_id=client_id)
+               .values("timestamp").first())
+        if key is None:
+            return None
+        at = key["timestamp"]
+    return (event_list(organization=organization)
+            .filter(project__slug=project_slug, timestamp=at, client_id=client_id).first())
+
+
 @org_page()
 def event_detail(request, viewer: Viewer):
-    """`?project=<slug>&id=<client id>`: the idempotency key finds the event's timestamp,
-    so the lookup is one index probe however many events there are."""
+    """`?project=<slug>&id=<client id>[&at=<timestamp>]`: one event with its metadata."""
     organization = viewer.organization
-    key = (EventKey.objects.filter(organization=organization, project__organization=organization,
-                                   project__slug=request.GET.get("project", ""), client_id=request.GET.get("id", ""))
-           .values("project_id", "timestamp").first())
-    event = None
-    if key is not None:
-        event = (event_list(organization=organization)
-                 .filter(project_id=key["project_id"], timestamp=key["timestamp"], client_id=request.GET["id"])
-                 .first())
+    try:
+        at = datetime.fromisoformat(request.GET.get("at", ""))
+    except ValueError:
+        at = None
+    if at is not None and at.tzinfo is None:
+        at = None
+    event = _event_at(organization, project_slug=request.GET.get("project", ""),
+                      client_id=request.GET.get("id", ""), at=at)
     if event is None:
         raise Http404("No such event.")
     context = {"viewer": viewer, "page": "events", "row": _row(event, organization.reporting_currency),

@@ -98,3 +98,19 @@ def test_budgets_page_shows_status_forecast_and_alert_history(organization, proj
     alerts = html.table(page.content, "alerts")["body"]
     assert alerts[0][1:5] == ["Assistant monthly", "threshold", "80 %", "1.90 USD"]
 
+
+
+def test_an_event_the_server_named_opens_from_the_list(organization, project, owner_client):
+    from tests.queries.helpers import event, send_events
+
+    send_events(organization, [event(project=project.slug, cost="0.5", metadata={"model": "unnamed-model"})])
+    page = owner_client.get(f"/o/{organization.slug}/events/")
+    link = unescape(next(part.split('"')[0] for part in page.content.decode().split('href="')
+                         if "/events/view/" in part))
+    detail = owner_client.get(link)
+    assert detail.status_code == 200 and "unnamed-model" in unescape(detail.content.decode())
+    # Another organization's member cannot open it with the same link.
+    from tests.dashboard.conftest import signed_in
+    from tests.factories import make_member, make_organization
+    stranger = signed_in(make_member(organization=make_organization(), password="correct horse battery"))
+    assert stranger.get(link).status_code == 404
