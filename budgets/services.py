@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from budgets.models import FILTER_FIELDS, Budget, BudgetAlert, BudgetSpendSnapshot
@@ -283,7 +284,16 @@ ON CONFLICT (budget_id) DO UPDATE SET organization_id = EXCLUDED.organization_id
 """
 
 
-def _snapshot_fresh(snapshot: BudgetSpendSnapshot | None, budget: Budget, period: Period, now: datetime) -> bool:
+@dataclass(frozen=True)
+class Snapshot:
+    period_start: datetime
+    budget_updated_at: datetime
+    watermark: datetime
+    spent: Decimal
+    computed_at: datetime
+
+
+def _snapshot_fresh(snapshot: Snapshot | None, budget: Budget, period: Period, now: datetime) -> bool:
     if snapshot is None or snapshot.period_start != period.start or snapshot.budget_updated_at != budget.updated_at:
         return False
     max_age = SNAPSHOT_MAX_AGE * (1 + (budget.pk % 10) / 10)
@@ -294,23 +304,21 @@ def budget_standings_for_sweep(*, budgets: list[Budget], now: datetime) -> list[
     """Like budget_standings (exact), from snapshots: stale ones are recomputed and
     stored; then every budget adds the events received since its snapshot's watermark."""
     periods = periods_at(budgets, now)
-    snapshots = {snapshot.budget_id: snapshot
-                 for snapshot in BudgetSpendSnapshot.objects.filter(budget_id__in=[budget.pk for budget in budgets])}
+    rows = BudgetSpendSnapshot.objects.filter(budget_id__in=[budget.pk for budget in budgets]).values_list(
+        "budget_id", "period_start", "budget_updated_at", "watermark", "spent", "computed_at")
+    snapshots = {budget_id: Snapshot(*fields) for budget_id, *fields in rows}
     stale = [budget for budget in budgets
              if not _snapshot_fresh(snapshots.get(budget.pk), budget, periods[budget.pk], now)]
     if stale:
         computed = spend_as_of_watermark(stale, periods)
-        rows = [BudgetSpendSnapshot(budget_id=budget.pk, organization_id=budget.organization_id,
-                                    period_start=periods[budget.pk].start, budget_updated_at=budget.updated_at,
-                                    watermark=computed[budget.pk][1], spent=computed[budget.pk][0], computed_at=now)
-                for budget in stale]
+        for budget in stale:
+            spent, watermark = computed[budget.pk]
+            snapshots[budget.pk] = Snapshot(periods[budget.pk].start, budget.updated_at, watermark, spent, now)
         with connection.cursor() as cursor:
-            cursor.execute(_SNAPSHOT_UPSERT, [[row.budget_id for row in rows], [row.organization_id for row in rows],
-                                              [row.period_start for row in rows],
-                                              [row.budget_updated_at for row in rows],
-                                              [row.watermark for row in rows], [row.spent for row in rows],
-                                              [row.computed_at for row in rows]])
-        snapshots.update((row.budget_id, row) for row in rows)
+            cursor.execute(_SNAPSHOT_UPSERT, [
+                [budget.pk for budget in stale], [budget.organization_id for budget in stale],
+                *([getattr(snapshots[budget.pk], name) for budget in stale]
+                  for name in ("period_start", "budget_updated_at", "watermark", "spent", "computed_at"))])
     since = spend_received_since(budgets, periods, {budget.pk: snapshots[budget.pk].watermark for budget in budgets})
     return [Standing(budget=budget, period=periods[budget.pk], now=now,
                      spent=snapshots[budget.pk].spent + since[budget.pk]) for budget in budgets]
@@ -335,7 +343,8 @@ def alerts_claim(*, claims: list[Claim], now: datetime) -> list[int]:
 
 
 def budgets_evaluate(*, budgets: list[Budget], now: datetime | None = None) -> list[int]:
-    """Evaluates `budgets` (organization loaded) at `now`; returns the alert ids it claimed."""
+    """Evaluates `budgets` at `now` (from budgets_active, or with their organization loaded);
+    returns the alert ids it claimed."""
     now = now or timezone.now()
     if not budgets:
         return []
@@ -359,9 +368,10 @@ def budgets_evaluate(*, budgets: list[Budget], now: datetime | None = None) -> l
 
 def budgets_active(*, organization_ids: list[int] | None = None) -> list[Budget]:
     # What evaluation reads, no more: building 10,000 model instances is a real cost.
-    budgets = (Budget.objects.filter(active=True).select_related("organization").order_by("pk")
-               .only("organization__timezone", "project_id", "amount", "period", "thresholds", "filters",
-                     "notify_forecast", "notify_spike", "updated_at"))
+    budgets = (Budget.objects.filter(active=True).order_by("pk")
+               .only("organization_id", "project_id", "amount", "period", "thresholds", "filters",
+                     "notify_forecast", "notify_spike", "updated_at")
+               .annotate(organization_timezone=F("organization__timezone")))
     if organization_ids is not None:
         budgets = budgets.filter(organization_id__in=organization_ids)
     return list(budgets)
