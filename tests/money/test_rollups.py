@@ -8,6 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from events.ingest import INGEST_COMMITTED_HOOKS
+from events.money.conversion import UNCONVERTED_FLAG
 from events.money.services import event_costs_reprice, events_convert
 from queries.services import rollup_fold
 from tests.events.helpers import an_event
@@ -104,3 +105,21 @@ def test_budgets_count_converted_amounts_and_hear_of_the_change(api_as, ingest_k
     # What follows committed events (the budgets' evaluation request) hears of the change.
     assert heard == [{"organization_id": organization.pk, "project_ids": [stored(organization, "eur").project_id],
                       "first": stored(organization, "eur").timestamp, "last": stored(organization, "eur").timestamp}]
+
+
+def test_taxonomy_health_counts_unconverted_events_until_a_rate_arrives(api_as, ingest_key, read_key, organization):
+    send(api_as(ingest_key), an_event(id="eur1", timestamp="2026-11-05T11:00:00Z", currency="EUR"),
+         an_event(id="eur2", timestamp="2026-11-06T11:00:00Z", currency="EUR"),
+         an_event(id="usd", timestamp="2026-11-06T11:00:00Z"))
+    fold(3)
+
+    def health() -> tuple:
+        response = api_as(read_key).get("/api/v1/taxonomy/health?from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z")
+        assert response.status_code == 200, response.content
+        body = response.json()
+        return body["unconverted_count"], {flag["rule"]: flag["count"] for flag in body["flags"]}.get(UNCONVERTED_FLAG)
+
+    assert health() == (2, 2)
+    add_rate(organization, "EUR", "1.1", "2026-11-01T00:00:00Z")
+    events_convert(organization=organization)
+    assert health() == (0, None)
