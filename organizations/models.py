@@ -162,10 +162,13 @@ class ModelPrice(models.Model):
     input_per_million = models.DecimalField(**RATE, help_text="Price of one million input tokens.")
     output_per_million = models.DecimalField(**RATE, help_text="Price of one million output tokens.")
     cache_read_per_million = models.DecimalField(
-        **RATE, null=True, blank=True, help_text="Price of one million input tokens read from cache; empty: the input price.")
+        **RATE, null=True, blank=True,
+        help_text="Price of one million input tokens read from cache; empty: the input price.")
     cache_write_per_million = models.DecimalField(
-        **RATE, null=True, blank=True, help_text="Price of one million input tokens written to cache; empty: the input price.")
-    valid_from = models.DateTimeField(help_text="Applies to events from this moment until a newer price of the same model.")
+        **RATE, null=True, blank=True,
+        help_text="Price of one million input tokens written to cache; empty: the input price.")
+    valid_from = models.DateTimeField(
+        help_text="Applies to events from this moment until a newer price of the same model.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -78,7 +78,8 @@ _lock = threading.Lock()
 
 def rate_table_compiled(*, organization: Organization) -> RateTable:
     cached = _cache.get(organization.pk)
-    if cached is not None and cached[0] == organization.money_version and cached[1].quote == organization.reporting_currency:
+    if cached is not None and cached[0] == organization.money_version and \
+            cached[1].quote == organization.reporting_currency:
         return cached[1]
     with _lock:
         table = rate_table_load(organization=organization)

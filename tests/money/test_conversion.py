@@ -2,7 +2,6 @@
 timestamp, kept unconverted (with a warning) when none is known, converted once a rate
 arrives; corrected and deleted rates re-convert. One organization's rates never apply
 to another."""
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest

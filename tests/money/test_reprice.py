@@ -2,7 +2,6 @@
 recomputed for a time range (admin action, management command), client costs never;
 a second run changes nothing."""
 import json
-from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
 
@@ -12,7 +11,6 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from events.models import Event
 from organizations.models import Membership, ModelPrice
 from tests.events.helpers import an_event
 from tests.factories import make_api_key, make_member, make_project
