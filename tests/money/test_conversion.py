@@ -2,12 +2,14 @@
 timestamp, kept unconverted (with a warning) when none is known, converted once a rate
 arrives; corrected and deleted rates re-convert. One organization's rates never apply
 to another."""
+import random
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from events.models import Event
-from events.money.conversion import UNCONVERTED_FLAG
+from events.money.conversion import UNCONVERTED_FLAG, convert_amount
 from events.money.services import events_convert
 from events.tasks import events_convert_sweep
 from tests.events.helpers import an_event
@@ -198,3 +200,23 @@ def test_the_sweep_converts_pending_events_only(api_as, ingest_key, organization
     assert stored(organization, "converted").cost_reporting == Decimal("11")
     events_convert(organization=organization, currency="EUR")
     assert stored(organization, "converted").cost_reporting == Decimal("15")
+
+
+def test_python_and_postgresql_convert_every_amount_alike(db):
+    """Ingestion converts in Python, the late conversion in SQL: the same 18 places for
+    random amounts and rates of every size, ties included."""
+    rng = random.Random(42)
+    costs, rates = [], []
+    for _ in range(3000):
+        costs.append(Decimal(rng.randint(0, 10**rng.randint(1, 30))).scaleb(-rng.randint(0, 18)))
+        rates.append(Decimal(rng.randint(1, 10**rng.randint(1, 20))).scaleb(-rng.randint(0, 18)))
+    costs.append(Decimal("0.000000000000000001"))
+    rates.append(Decimal("0.5"))
+    pairs = [(cost, rate) for cost, rate in zip(costs, rates) if cost * rate < Decimal(10) ** 19]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT round(c * r, 18) FROM unnest(%s::numeric[], %s::numeric[]) "
+                       "WITH ORDINALITY AS t(c, r, n) ORDER BY n",
+                       [[cost for cost, _ in pairs], [rate for _, rate in pairs]])
+        in_sql = [row[0] for row in cursor.fetchall()]
+    assert len(pairs) > 2000
+    assert [convert_amount(cost, rate) for cost, rate in pairs] == in_sql
