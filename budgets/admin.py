@@ -6,7 +6,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.html import format_html
 
-from budgets.models import Budget, BudgetAlert
+from budgets.models import Budget, BudgetAlert, DigestDelivery, DigestSubscription
 from budgets.selectors import budget_standings
 from budgets.services import budget_fields_check
 from koala.admin import TenantAdmin, TenantInline
@@ -114,4 +114,51 @@ class BudgetAdmin(TenantAdmin):
     @admin.display(description="last alert", ordering="last_alert_at")
     def last_alert(self, budget: Budget) -> str:
         moment = getattr(budget, "last_alert_at", None)
+        return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else "—"
+
+
+class DigestSubscriptionForm(forms.ModelForm):
+    class Meta:
+        model = DigestSubscription
+        fields = ["organization", "email", "saved_queries", "active"]
+
+    def clean(self):
+        cleaned = super().clean()
+        organization = cleaned.get("organization")
+        foreign = [saved_query for saved_query in cleaned.get("saved_queries") or []
+                   if organization is not None and saved_query.organization_id != organization.pk]
+        if foreign:
+            self.add_error("saved_queries", "Choose saved queries of this organization only.")
+        return cleaned
+
+
+class DigestDeliveryInline(TenantInline):
+    model = DigestDelivery
+    verbose_name_plural = "digests sent"
+    fields = readonly_fields = ["week_start", "claimed_at", "sent_at", "attempts", "last_error"]
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DigestSubscription)
+class DigestSubscriptionAdmin(TenantAdmin):
+    form = DigestSubscriptionForm
+    inlines = [DigestDeliveryInline]
+    list_display = ["email", "organization", "active", "last_sent"]
+    list_filter = ["active"]
+    search_fields = ["email"]
+    filter_horizontal = ["saved_queries"]
+
+    def get_queryset(self, request):
+        return (super().get_queryset(request).select_related("organization")
+                .annotate(last_sent_at=Max("deliveries__sent_at")))
+
+    @admin.display(description="last sent", ordering="last_sent_at")
+    def last_sent(self, subscription: DigestSubscription) -> str:
+        moment = getattr(subscription, "last_sent_at", None)
         return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else "—"

@@ -132,3 +132,49 @@ class BudgetSpendSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.budget_id} from {self.period_start:%Y-%m-%d}: {self.spent}"
+
+
+class DigestSubscription(models.Model):
+    """A weekly email (Monday 08:00 in the organization's zone) with the results of chosen
+    saved queries over the past week, each compared with the week before."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="digest_subscriptions")
+    email = models.EmailField()
+    saved_queries = models.ManyToManyField("queries.SavedQuery", related_name="+")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization", "email"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "email"], name="digestsubscription_once_per_email"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class DigestDelivery(models.Model):
+    """The claim of one week's digest for one subscription, taken before it is sent."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    subscription = models.ForeignKey(DigestSubscription, on_delete=models.CASCADE, related_name="deliveries")
+    week_start = models.DateField(help_text="The local Monday the digest was due.")
+    claimed_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["organization", "-week_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "subscription", "week_start"],
+                                    name="digestdelivery_once_per_week"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} for {self.week_start}"
+
+    @property
+    def message_id(self) -> str:
+        return f"<budget-digest-{self.pk}@trackingkoala>"

@@ -22,6 +22,7 @@ import redis
 from celery import shared_task
 from django.conf import settings
 
+from budgets.digests import digest_send, digests_claim_due
 from budgets.emails import budget_alert_send, budget_alerts_due, retry_delay
 from budgets.models import Budget, BudgetAlert
 from budgets.services import budgets_evaluate_all
@@ -141,6 +142,16 @@ def budgets_sweep() -> dict:
     logger.info("budget.sweep", extra={"claimed": len(claimed), "due": len(due),
                                        "seconds": round(time.monotonic() - started, 3)})
     return {"claimed": len(claimed), "due": len(due)}
+
+
+@shared_task(acks_late=True, ignore_result=True, expires=600)
+def budgets_weekly_digests() -> dict:
+    """Beat, every 15 minutes: claims and sends the digests whose Monday 08:00 has come."""
+    outcomes: dict[str, int] = {}
+    for delivery_id in digests_claim_due():
+        outcome = digest_send(delivery_id=delivery_id)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
 
 
 @shared_task(acks_late=True, ignore_result=True)

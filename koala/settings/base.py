@@ -146,6 +146,8 @@ CELERY_BEAT_SCHEDULE = {
     "events-ensure-partitions": {"task": "events.tasks.events_ensure_partitions", "schedule": 6 * 3600.0},
     # Every active budget, set-based; also sends alerts a failure or a broker outage left waiting.
     "budgets-sweep": {"task": "budgets.tasks.budgets_sweep", "schedule": 60.0},
+    # Monday 08:00 in each organization's zone: checked every quarter hour, claimed once.
+    "budgets-weekly-digests": {"task": "budgets.tasks.budgets_weekly_digests", "schedule": 900.0},
     # Reports read the rollups; the contract wants events in them within 5 seconds.
     "queries-rollups-fold": {"task": "queries.tasks.rollups_fold", "schedule": 1.0},
 }

@@ -6,7 +6,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from budgets.models import Budget, BudgetAlert
+from budgets.models import Budget, BudgetAlert, DigestDelivery, DigestSubscription
+from queries.models import SavedQuery
 from budgets.services import budgets_evaluate_all
 from tests.budgets.helpers import make_budget, spend
 from tests.organizations.test_admin_tenancy import CANARY, PASSWORD, _login_with_form, owner_client, world  # noqa: F401
@@ -26,6 +27,11 @@ def _budgets_in_both(world):
     spend(world.b_project, now - timedelta(seconds=5), "7", environment=CANARY.lower())
     spend(world.b_other_project, now - timedelta(seconds=5), "3")
     budgets_evaluate_all()
+    for organization, email in ((world.a, "cfo@acme.test"), (world.b, f"{CANARY.lower()}@globex.test")):
+        subscription = DigestSubscription.objects.create(organization=organization, email=email)
+        subscription.saved_queries.set(SavedQuery.objects.filter(organization=organization))
+        DigestDelivery.objects.create(organization=organization, subscription=subscription,
+                                      week_start=now.date(), claimed_at=now, last_error=f"{email} refused")
     assert BudgetAlert.objects.filter(organization=world.b).exists()
     assert BudgetAlert.objects.filter(organization=world.a).count() == 1
     return mine, theirs
