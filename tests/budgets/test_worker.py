@@ -146,7 +146,11 @@ def test_redis_down_during_ingestion_then_the_sweep_catches_up(worker, smtp, tmp
     project = make_project(organization=organization, slug="assistant-api")
     make_budget(organization, name="Prod spend", amount="10", thresholds=[100])
     key = make_api_key(organization=organization, project=project, scopes="ingest")
-    assert ingest(key, [an_event("1")]).status_code == 200
+    baseline = []
+    for cost in ("0.5", "0.5"):
+        started = time.monotonic()
+        assert ingest(key, [an_event(cost)]).status_code == 200
+        baseline.append(time.monotonic() - started)
     wait_until(lambda: worker.count("budgets_evaluate_organization") and worker.count(" succeeded in "))
     redis.stop()
     try:
@@ -157,7 +161,8 @@ def test_redis_down_during_ingestion_then_the_sweep_catches_up(worker, smtp, tmp
             response = ingest(key, [an_event("2")])
             timings.append(time.monotonic() - started)
             assert response.status_code == 200 and response.json()["accepted"] == 1
-        assert max(timings) < 1.0, timings  # no waiting on the broker
+        # No waiting on the broker: as fast as with Redis up (plus slack for a busy machine).
+        assert max(timings) < max(baseline) + 1.0, (timings, baseline)
         assert "budget.evaluation_request_failed" in [record.getMessage() for record in caplog.records], \
             [record.getMessage() for record in caplog.records]
         quiet(1)
