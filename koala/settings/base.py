@@ -148,6 +148,8 @@ CELERY_BEAT_SCHEDULE = {
     "budgets-sweep": {"task": "budgets.tasks.budgets_sweep", "schedule": 60.0},
     # Monday 08:00 in each organization's zone: checked every quarter hour, claimed once.
     "budgets-weekly-digests": {"task": "budgets.tasks.budgets_weekly_digests", "schedule": 900.0},
+    # Events a lost conversion task or a race with a rate change left unconverted.
+    "events-convert-sweep": {"task": "events.tasks.events_convert_sweep", "schedule": 60.0},
     # Reports read the rollups; the contract wants events in them within 5 seconds.
     "queries-rollups-fold": {"task": "queries.tasks.rollups_fold", "schedule": 1.0},
 }

@@ -46,14 +46,16 @@ def _plain(*names: str) -> tuple[tuple[str, str], ...]:
     return tuple((name, f"e.{name}") for name in names)
 
 
+# Uncharged means sent without a charge; an event whose charge awaits an exchange
+# rate is unconverted (left out of every sum), not uncharged.
 AMOUNTS = (
     ("event_count", "count(*)"),
     ("error_count", "count(*) FILTER (WHERE e.status = 'error')"),
     ("cost", "COALESCE(sum(e.cost_reporting), 0)"),
     ("charge", "COALESCE(sum(e.charge_reporting), 0)"),
     ("margin", "COALESCE(sum(e.charge_reporting - e.cost_reporting), 0)"),
-    ("uncharged_count", "count(*) FILTER (WHERE e.charge_reporting IS NULL)"),
-    ("uncharged_cost", "COALESCE(sum(e.cost_reporting) FILTER (WHERE e.charge_reporting IS NULL), 0)"),
+    ("uncharged_count", "count(*) FILTER (WHERE e.charge IS NULL)"),
+    ("uncharged_cost", "COALESCE(sum(e.cost_reporting) FILTER (WHERE e.charge IS NULL), 0)"),
     ("unconverted_count", "count(*) FILTER (WHERE e.cost_reporting IS NULL)"),
 )
 

@@ -34,7 +34,7 @@ REBUILDS_PER_FOLD = 5
 
 _EVENT_COLUMNS = (
     'organization_id, project_id, "timestamp", environment, provider, model, application, action, status, '
-    "user_id, cost_reporting, charge_reporting, latency_ms, input_tokens, output_tokens, flags, metadata, traces"
+    "user_id, charge, cost_reporting, charge_reporting, latency_ms, input_tokens, output_tokens, flags, metadata, traces"
 )
 
 

@@ -329,3 +329,29 @@ def test_a_report_that_runs_too_long_is_503_not_500(api_as, read_key, monkeypatc
     assert response.json()["error"]["code"] == "unavailable"
     monkeypatch.undo()
     assert report(api_as(read_key), WINDOW).status_code == 200  # the timeout did not outlive the report
+
+
+def test_an_event_awaiting_its_exchange_rate_is_unconverted_not_uncharged(api_as, read_key, organization, project):
+    from django.db import connection
+
+    from queries.rollups import rollup_fold
+
+    send_events(organization, [
+        {"project": "assistant-api", "timestamp": "2026-11-03T00:00:00Z", "cost": "2", "charge": "3",
+         "environment": "production", "action": "completion", "id": "converted"},
+        {"project": "assistant-api", "timestamp": "2026-11-03T01:00:00Z", "cost": "5", "charge": "7",
+         "environment": "production", "action": "completion", "id": "awaiting"},
+        {"project": "assistant-api", "timestamp": "2026-11-03T02:00:00Z", "cost": "1",
+         "environment": "production", "action": "completion", "id": "uncharged"},
+    ])
+    with connection.cursor() as cursor:  # what a EUR event looks like before its rate arrives
+        cursor.execute("UPDATE events_event SET cost_reporting = NULL, charge_reporting = NULL "
+                       "WHERE organization_id = %s AND client_id = 'awaiting'", [organization.pk])
+        cursor.execute("SELECT now()")
+        [now] = cursor.fetchone()
+    body = {**WINDOW, "metrics": ["count", "cost", "charge", "margin", "uncharged_count", "uncharged_cost"]}
+    want = {"count": 3, "cost": "3", "charge": "3", "margin": "1", "uncharged_count": 1, "uncharged_cost": "1",
+            "unconverted_count": 1}
+    assert report(api_as(read_key), body).json()["totals"] == want  # raw events
+    rollup_fold(up_to=now + timedelta(seconds=1))
+    assert report(api_as(read_key), body).json()["totals"] == want  # the rollups
