@@ -54,7 +54,7 @@ A report over the events the key can read, as one table. Beyond the contract:
 - `error_rate` is a fraction from 0 to 1 (not a percentage); null over no events.
 - `latency_p50/p95/p99` are interpolated between the two nearest values (PostgreSQL
   `percentile_cont`, numpy's default): exact when the report reads raw events, and
-  within 1 % of that when it reads the daily latency histogram (whole local days,
+  within 2 % of that when it reads the daily latency histogram (whole local days,
   no status/user/tag/metadata filter). `latency_avg` is exact either way; both are
   null when no event has `latencyMs`.
 - Reports over whole local days without a tag, hour or metadata question read the

@@ -8,7 +8,7 @@ bound), and a window of whole local days. `choose_source()` picks the first in
 `SOURCES` that supports a spec, so the raw table remains the answer of last resort.
 """
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from queries.rollups.histogram import GAMMA
@@ -184,6 +184,47 @@ DAILY_USER = Rollup(
     {**_AMOUNT_PARTS, "users": "count(DISTINCT e.user_id)"},
     frozenset(("environment", "user")),
 )
+class WeeklyAndDailyUser(Rollup):
+    """The customer rollup for windows holding whole weeks: those weeks from the weekly
+    rows (one per customer and week instead of seven), the days before the first and
+    after the last whole week from the daily rows. Weekly rows stand on their Monday."""
+
+    _MEASURES = ("event_count, error_count, cost, charge, margin, uncharged_count, uncharged_cost, "
+                 "unconverted_count")
+    _RELATION = (
+        "(SELECT organization_id, project_id, day, environment, user_id, {measures} "
+        "FROM queries_rollup_daily_user WHERE organization_id = %(organization_id)s "
+        "AND ((day >= %(start_day)s AND day < %(whole_from)s) OR (day >= %(whole_to)s AND day < %(end_day)s)) "
+        "UNION ALL SELECT organization_id, project_id, week, environment, user_id, {measures} "
+        "FROM queries_rollup_weekly_user WHERE organization_id = %(organization_id)s "
+        "AND week >= %(whole_from)s AND week < %(whole_to)s)"
+    )
+
+    def __init__(self, daily: Rollup):
+        super().__init__("rollup_weekly_user", self._RELATION.format(measures=self._MEASURES),
+                         {"environment": "e.environment", "user": "e.user_id"}, daily._parts, daily._filters)
+        self._groups = frozenset(("week", "project", "environment", "user"))
+
+    @staticmethod
+    def _whole_weeks(start, end):
+        whole_from = start + timedelta(days=(7 - start.weekday()) % 7)
+        whole_to = end - timedelta(days=end.weekday())
+        return whole_from, whole_to
+
+    def supports(self, spec: ReportSpec, *, timezone: str, rollups: bool) -> bool:
+        if not super().supports(spec, timezone=timezone, rollups=rollups):
+            return False
+        tz = ZoneInfo(timezone)
+        whole_from, whole_to = self._whole_weeks(_local_day(spec.start, tz), _local_day(spec.end, tz))
+        return whole_from < whole_to
+
+    def window(self, params: dict) -> list[str]:
+        conditions = super().window(params)
+        params["whole_from"], params["whole_to"] = self._whole_weeks(params["start_day"], params["end_day"])
+        return conditions
+
+
+WEEKLY_USER = WeeklyAndDailyUser(DAILY_USER)
 DAILY_LATENCY = Rollup(
     "rollup_daily_latency", "queries_rollup_daily_latency", _DIMENSIONS,
     {
@@ -197,7 +238,7 @@ DAILY_LATENCY = Rollup(
 )
 
 # Most specific first; the raw events answer whatever no rollup can.
-SOURCES: list[Source] = [DAILY, DAILY_USER, DAILY_LATENCY, RawEvents()]
+SOURCES: list[Source] = [DAILY, WEEKLY_USER, DAILY_USER, DAILY_LATENCY, RawEvents()]
 
 
 def choose_source(spec: ReportSpec, *, timezone: str, rollups: bool) -> Source:

@@ -5,7 +5,8 @@ keeps the user barely shrinks):
 
 - daily: spend, charge, margin, failures and average latency by project,
   environment, provider, model, application, action and status;
-- daily_user: the customer questions (top customers, usage trends, distinct users);
+- daily_user and weekly_user: the customer questions (top customers, usage trends,
+  distinct users); whole weeks of a window read the weekly rows;
 - daily_latency: a log-bucketed latency histogram for the percentiles;
 - hourly: spend per UTC hour, project, environment and provider, for spike alerts;
 - daily_health: the taxonomy health report's facts (flags, metadata keys, missing
@@ -25,7 +26,7 @@ class Rollup:
     table: str
     keys: tuple[tuple[str, str], ...]  # (column, SQL over events e and zone z)
     measures: tuple[tuple[str, str], ...]  # (column, aggregate over e)
-    hourly: bool = False
+    grain: str = "day"  # the time key: "day" (local), "week" (local, from Monday) or "hour" (UTC)
     # Extra FROM items (a LATERAL that turns one event into several facts).
     lateral: str = ""
 
@@ -74,6 +75,13 @@ DAILY_USER = Rollup(
     keys=(DAY, PROJECT) + _plain("environment", "user_id"),
     measures=AMOUNTS,
 )
+WEEKLY_USER = Rollup(
+    table="queries_rollup_weekly_user",
+    keys=(("week", "date_trunc('week', e.\"timestamp\" AT TIME ZONE z.tz)::date"), PROJECT)
+    + _plain("environment", "user_id"),
+    measures=AMOUNTS,
+    grain="week",
+)
 DAILY_LATENCY = Rollup(
     table="queries_rollup_daily_latency",
     keys=(DAY, PROJECT) + _plain("environment", "provider", "model", "application", "action")
@@ -89,7 +97,7 @@ HOURLY = Rollup(
         ("cost", "COALESCE(sum(e.cost_reporting), 0)"),
         ("unconverted_count", "count(*) FILTER (WHERE e.cost_reporting IS NULL)"),
     ),
-    hourly=True,
+    grain="hour",
 )
 
 # One row per fact an event carries: each flag, "flagged" once when it has any, each
@@ -106,4 +114,4 @@ DAILY_HEALTH = Rollup(
     lateral=HEALTH_FACTS,
 )
 
-ROLLUPS = (DAILY, DAILY_USER, DAILY_LATENCY, HOURLY, DAILY_HEALTH)
+ROLLUPS = (DAILY, DAILY_USER, WEEKLY_USER, DAILY_LATENCY, HOURLY, DAILY_HEALTH)

@@ -82,7 +82,7 @@ _FOLD = _fold_statement()
 
 
 def _rebuild_statements(rollup: Rollup) -> tuple[str, str]:
-    column = "hour" if rollup.hourly else "day"
+    column = rollup.grain
     delete = (f"DELETE FROM {rollup.table} WHERE organization_id = %(organization_id)s "
               f"AND {column} >= %({column}_from)s AND {column} < %({column}_to)s")
     source = (
@@ -116,9 +116,15 @@ def _rebuild(cursor, organization_id: int, zone: str, watermark: datetime, since
     # Hours are UTC hours: widened to whole hours, so a :30 zone's day boundary does
     # not split one.
     hour_from, hour_to = _floor_hour(start), _floor_hour(end - timedelta(microseconds=1)) + timedelta(hours=1)
+    # Weeks too are recomputed whole: from the Monday of `since` to the Monday after `until - 1`.
+    week_from = max(since - timedelta(days=since.weekday()), _FIRST_DAY)
+    last = until - timedelta(days=1)
+    week_to = min(last - timedelta(days=last.weekday()) + timedelta(days=7), _LAST_DAY)
     params = {
         "organization_id": organization_id, "tz": zone, "watermark": watermark,
         "day_from": since, "day_to": until, "day_start": start, "day_end": end,
+        "week_from": week_from, "week_to": week_to, "week_start": _local_midnight(week_from, tz),
+        "week_end": _local_midnight(week_to, tz),
         "hour_from": hour_from, "hour_to": hour_to, "hour_start": hour_from, "hour_end": hour_to,
     }
     for delete, insert in _REBUILD:

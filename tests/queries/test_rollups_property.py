@@ -2,6 +2,7 @@
 rollup answer, the raw SQL answer and the plain-Python oracle agree (percentiles
 within the histogram's documented bound)."""
 from datetime import datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -29,6 +30,8 @@ SERVED = {
     "daily": (TIME + ["project", "environment", "provider", "model", "application", "action", "status"],
               ["environment", "provider", "model", "status"], ADDITIVE + ["latency_avg"]),
     "daily_user": (TIME + ["project", "environment", "user"], ["environment", "user"], ADDITIVE + ["users"]),
+    # Windows holding a whole week: weeks from the weekly rows, edge days from the daily ones.
+    "weekly_user": (["week", "project", "environment", "user"], ["environment", "user"], ADDITIVE + ["users"]),
     "daily_latency": (TIME + ["project", "environment", "provider", "model", "application", "action"],
                       ["environment", "provider", "model"],
                       ["count", "latency_avg", "latency_p50", "latency_p95", "latency_p99"]),
@@ -42,8 +45,12 @@ def day_specs(draw, zone: str):
     kind = draw(st.sampled_from(sorted(SERVED)))
     groups, filters, metrics = SERVED[kind]
     tz = ZoneInfo(zone)
-    first = draw(st.integers(-1, 14))
-    last = draw(st.integers(first + 1, 16))
+    if kind == "weekly_user":
+        first = draw(st.integers(-1, 6))
+        last = draw(st.integers(first + 7, 16))
+    else:
+        first = draw(st.integers(-1, 14))
+        last = draw(st.integers(first + 1, 16))
     local = START.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
     start = (local + timedelta(days=first)).replace(tzinfo=tz)
     end = (local + timedelta(days=last)).replace(tzinfo=tz)
@@ -126,3 +133,36 @@ def test_the_rollups_are_used_only_in_the_organizations_current_zone(world):  # 
         cursor.execute("SELECT day, cost FROM queries_rollup_daily WHERE organization_id = %s", [organization.pk])
         # 02:00 UTC is 07:45 in Kathmandu, the same date; the row was recomputed, not doubled.
         assert [(str(day), str(cost.normalize())) for day, cost in cursor.fetchall()] == [("2026-10-23", "1")]
+
+
+def test_customer_questions_over_whole_weeks_read_the_weekly_rows_and_only_the_edge_days():
+    # 2026-10-21 is a Wednesday: Wed-Sun from days, two whole weeks from weeks, Mon-Tue from days.
+    body = {"from": "2026-10-21T00:00:00Z", "to": "2026-11-10T00:00:00Z", "group_by": ["user"],
+            "metrics": ["count", "cost", "margin", "users"]}
+    spec = report_spec_parse(body, timezone_name="UTC", now=START)
+    assert choose_source(spec, timezone="UTC", rollups=True).name == "rollup_weekly_user"
+    by_day = report_spec_parse({**body, "group_by": ["day", "user"]}, timezone_name="UTC", now=START)
+    assert choose_source(by_day, timezone="UTC", rollups=True).name == "rollup_daily_user"
+    short = report_spec_parse({**body, "to": "2026-10-26T00:00:00Z"}, timezone_name="UTC", now=START)
+    assert choose_source(short, timezone="UTC", rollups=True).name == "rollup_daily_user"  # no whole week
+
+
+def test_the_weekly_customer_rows_and_the_edge_days_add_up_to_the_raw_answer(world):  # noqa: F811
+    organization, projects, _ = world
+    # Mon 26 Oct (first whole week), Sun 1 Nov (its end), Mon 2 Nov, Sat 24 Oct and Tue 3 Nov (edge days).
+    stamps = ["2026-10-24T10:00:00+00:00", "2026-10-26T00:00:00+00:00", "2026-10-26T12:00:00+00:00",
+              "2026-11-01T23:59:59+00:00", "2026-11-02T00:00:00+00:00", "2026-11-03T05:00:00+00:00"]
+    rows = [{"project": "p1", "timestamp": datetime.fromisoformat(stamp), "cost": Decimal(index + 1),
+             "charge": None, "user": "u1" if index % 2 else "u2"} for index, stamp in enumerate(stamps)]
+    insert_events(organization, [{**row, "project": projects["p1"]} for row in rows])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        [received] = cursor.fetchone()
+    rollup_fold(up_to=received + timedelta(seconds=1))
+    body = {"from": "2026-10-24T00:00:00Z", "to": "2026-11-04T00:00:00Z", "group_by": ["user"],
+            "metrics": ["count", "cost", "users"]}
+    spec = report_spec_parse(body, timezone_name="UTC", now=START)
+    assert choose_source(spec, timezone="UTC", rollups=True).name == "rollup_weekly_user"
+    answer = report_execute(organization=organization, api_key=None, spec=spec)
+    assert answer["rows"] == [["u1", 3, "12", 1], ["u2", 3, "9", 1]]
+    assert answer["totals"]["count"] == 6
