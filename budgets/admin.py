@@ -70,6 +70,8 @@ class BudgetAdmin(TenantAdmin):
                     "last_alert", "active"]
     list_filter = ["period", "active", "project"]
     search_fields = ["name"]
+    # The annotation below groups rows, and Django drops Meta.ordering from grouped queries.
+    ordering = ["organization", "name", "id"]
 
     def get_queryset(self, request):
         return (super().get_queryset(request).select_related("organization", "project")
@@ -153,6 +155,7 @@ class DigestSubscriptionAdmin(TenantAdmin):
     list_filter = ["active"]
     search_fields = ["email"]
     filter_horizontal = ["saved_queries"]
+    ordering = ["organization", "email", "id"]  # see BudgetAdmin.ordering
 
     def get_queryset(self, request):
         return (super().get_queryset(request).select_related("organization")
