@@ -22,6 +22,7 @@ organization needs are fetched once (an index range per organization) and hash-j
 to all of its budgets, instead of one index scan per budget. (`OFFSET 0` keeps those
 per-organization subqueries from being flattened into one scan of every event.)
 """
+import json
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -101,18 +102,47 @@ def rollup_served(budgets: list[Budget]) -> tuple[list[Budget], list[Budget]]:
 
 # Whole periods ---------------------------------------------------------------------------------
 
-_ROLLUP_PART = f"""
-  COALESCE((SELECT sum(r.cost) FROM queries_rollup_daily r
-            WHERE r.organization_id = b.organization_id AND r.day >= w.first_day AND r.day < w.end_day
-              {project_filter("r")} {dimension_filters("r")}), 0)"""
+# The daily rollup, organization by organization: an organization's rows are read once for
+# all its budgets. Its budgets' periods (the four kinds share one zone) cut its days into
+# a few segments; the rows are summed per segment and dimension set, the segments per
+# window (a distinct period), and only those sums are matched to the budgets. A quarter
+# budget used to read ~4,000 rows of its own; now ten budgets of one organization share
+# one read and each sees a few hundred sums. A window id is unique over the statement,
+# so it also names the organization. Rollup rows are exactly the events received before
+# the watermark this statement sees.
+_SPEND_FROM_ROLLUPS_AS_OF = f"""
+WITH o AS MATERIALIZED (
+  -- Each organization's bounds as a date[] once (a cast per row would parse it per row).
+  SELECT o.organization_id, o.bounds::date[] AS bounds,
+         o.windows::jsonb AS windows
+  FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS o(organization_id, bounds, windows)
+), r AS MATERIALIZED (
+  SELECT r.* FROM o CROSS JOIN LATERAL (
+    SELECT d.window_id, s.project_id, s.environment, s.provider, s.application, s.action, s.model,
+           sum(s.cost) AS cost
+    FROM (
+      SELECT width_bucket(r.day, o.bounds) AS segment, r.project_id, r.environment, r.provider,
+             r.application, r.action, r.model, sum(r.cost) AS cost
+      FROM queries_rollup_daily r
+      WHERE r.organization_id = o.organization_id AND r.day >= o.bounds[1]
+        AND r.day < o.bounds[cardinality(o.bounds)]
+      GROUP BY 1, 2, 3, 4, 5, 6, 7) s
+    JOIN jsonb_to_recordset(o.windows) AS d(window_id bigint, low int, high int)
+      ON s.segment >= d.low AND s.segment < d.high
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
+    OFFSET 0) r
+)
+SELECT w.budget_id, COALESCE(sum(r.cost), 0), {WATERMARK}
+FROM unnest(%s::bigint[], %s::bigint[]) AS w(budget_id, window_id)
+JOIN budgets_budget b ON b.id = w.budget_id
+LEFT JOIN r ON r.window_id = w.window_id {project_filter("r")} {dimension_filters("r")}
+GROUP BY w.budget_id
+"""
 
 _FROM_BUDGETS = """
 FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::date[], %s::date[])
   AS w(budget_id, since, until, first_day, end_day)
 JOIN budgets_budget b ON b.id = w.budget_id"""
-
-# Rollup rows are exactly the events received before the watermark this statement sees.
-_SPEND_FROM_ROLLUPS_AS_OF = f"SELECT w.budget_id, {_ROLLUP_PART}, {WATERMARK} {_FROM_BUDGETS}"
 
 _RAW_PART = f"""
   COALESCE((SELECT sum(e.cost_reporting) FROM events_event e
@@ -130,13 +160,37 @@ def _window_params(budgets: list[Budget], periods: dict[int, Period]) -> list[st
             _array(periods[budget.pk].end_day for budget in budgets)]
 
 
+def _rollup_params(budgets: list[Budget], periods: dict[int, Period]) -> list:
+    """Per organization, the boundaries (local days) of its budgets' periods, ascending,
+    and its windows (distinct periods) as segment ranges [low, high) of
+    `width_bucket(day, bounds)`; per budget, its window's id."""
+    windows: dict[tuple[int, date, date], int] = {}
+    for budget in budgets:
+        period = periods[budget.pk]
+        windows.setdefault((budget.organization_id, period.first_day, period.end_day), len(windows))
+    of_organization: dict[int, list[tuple[int, date, date]]] = {}
+    for (organization_id, first_day, end_day), window_id in windows.items():
+        of_organization.setdefault(organization_id, []).append((window_id, first_day, end_day))
+    organizations = sorted(of_organization)
+    bounds, documents = [], []
+    for organization_id in organizations:
+        days = sorted({day for _, first, end in of_organization[organization_id] for day in (first, end)})
+        segment = {day: number for number, day in enumerate(days, start=1)}  # width_bucket is 1-based
+        bounds.append(_array(days))
+        documents.append(json.dumps([{"window_id": window_id, "low": segment[first], "high": segment[end]}
+                                     for window_id, first, end in of_organization[organization_id]]))
+    return [_array(organizations), bounds, documents, _array(budget.pk for budget in budgets),
+            _array(windows[(budget.organization_id, periods[budget.pk].first_day, periods[budget.pk].end_day)]
+                   for budget in budgets)]
+
+
 def spend_as_of_watermark(budgets: list[Budget], periods: dict[int, Period]) -> dict[int, tuple[Decimal, datetime]]:
     """`{budget_id: (spend of the events received before W, W)}`, W being the rollups'
     watermark as each statement saw it."""
     served, raw = rollup_served(budgets)
     rows = []
     if served:
-        rows += _fetch(_SPEND_FROM_ROLLUPS_AS_OF, _window_params(served, periods))
+        rows += _fetch(_SPEND_FROM_ROLLUPS_AS_OF, _rollup_params(served, periods))
     if raw:
         rows += _fetch(_SPEND_FROM_EVENTS_AS_OF, _window_params(raw, periods))
     return {budget_id: (spent, watermark) for budget_id, spent, watermark in rows}
