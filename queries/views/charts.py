@@ -19,9 +19,12 @@ def colour(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+_UNITS = ((Decimal(10) ** 9, "B"), (Decimal(10) ** 6, "M"), (Decimal(10) ** 3, "k"))
+
+
 def _compact(value: Decimal) -> str:
     magnitude = abs(value)
-    for limit, suffix in ((Decimal(10) ** 9, "B"), (Decimal(10) ** 6, "M"), (Decimal(10) ** 3, "k")):
+    for limit, suffix in _UNITS:
         if magnitude >= limit:
             return f"{value / limit:.1f}{suffix}"
     return f"{value:.2f}" if magnitude < 10 else f"{value:.0f}"
@@ -56,11 +59,16 @@ def _axis(low: Decimal, high: Decimal, labels: list[str]) -> tuple[list[str], ca
 
     parts = []
     largest = max(abs(high), abs(low))
-    for step in range(5):
-        value = low + span * step / 4
+    step = span / 4
+    # One format for every tick of an axis, in thousands, millions or billions from a
+    # thousand up, with as many places as the step needs to be exact (a 0.05 axis reads
+    # -0.0125, -0.0250, ..., not -0.01, -0.03).
+    unit, suffix = next(((limit, suffix) for limit, suffix in _UNITS if largest >= limit), (Decimal(1), ""))
+    places = min(max(0, -(step / unit).normalize().as_tuple().exponent), 4)
+    for number in range(5):
+        value = low + step * number
         position = y(value)
-        # One format for every tick of an axis, chosen by its largest value.
-        tick = _compact(value) if largest >= 1000 else f"{value:.0f}" if largest >= 10 else f"{value:.2f}"
+        tick = f"{value / unit:.{places}f}{suffix}"
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{position:.1f}" y2="{position:.1f}"/>'
                      f'<text class="tick" x="{LEFT - 6}" y="{position + 4:.1f}" text-anchor="end">'
                      f'{escape(tick)}</text>')

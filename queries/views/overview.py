@@ -47,16 +47,6 @@ def _tile(name: str, label: str, current: dict, previous: dict, currency: str) -
     now, before = current.get(name), previous.get(name)
     now_number = None if now is None else Decimal(str(now))
     before_number = None if before is None else Decimal(str(before))
-    change, direction = "no previous value", "flat"
-    if now_number is not None and before_number is not None:
-        delta = now_number - before_number
-        direction = "up" if delta > 0 else "down" if delta < 0 else "flat"
-        if name == "margin_pct":
-            change = f"{delta:+,.1f} points"
-        elif before_number:
-            change = f"{delta / abs(before_number) * 100:+,.1f} %"
-        else:
-            change = "new" if delta else "no change"
     if name == "margin_pct":
         text = "—" if now_number is None else f"{now_number:,.1f} %"
         previous_text = "—" if before_number is None else f"{before_number:,.1f} %"
@@ -64,8 +54,21 @@ def _tile(name: str, label: str, current: dict, previous: dict, currency: str) -
         text, previous_text = f"{now_number or 0:,}", f"{before_number or 0:,}"
     else:
         text, previous_text = money_display(now_number, currency), money_display(before_number, currency)
-    return {"name": name, "label": label, "value": text, "previous": previous_text, "change": change,
-            "direction": direction, "negative": now_number is not None and now_number < 0}
+    # One sentence against the previous period, e.g. "+12.5 % vs 80.00 USD", "up from 0.00 USD".
+    comparison, direction = "nothing to compare with", "flat"  # a margin % without charges
+    if now_number is not None and before_number is not None:
+        delta = now_number - before_number
+        direction = "up" if delta > 0 else "down" if delta < 0 else "flat"
+        if not delta:
+            comparison = f"no change vs {previous_text}"
+        elif name == "margin_pct":
+            comparison = f"{delta:+,.1f} points vs {previous_text}"
+        elif before_number:
+            comparison = f"{delta / abs(before_number) * 100:+,.1f} % vs {previous_text}"
+        else:
+            comparison = f"{direction} from {previous_text}"
+    return {"name": name, "label": label, "value": text, "comparison": comparison, "direction": direction,
+            "negative": now_number is not None and now_number < 0}
 
 
 def _top(organization, period, group: str) -> dict:

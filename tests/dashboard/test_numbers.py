@@ -48,6 +48,7 @@ def test_overview_tiles_equal_the_api_report_for_the_same_period(organization, o
     assert shown["count"] == "4" and shown["cost"] == "14.59 USD" and shown["charge"] == "15.88 USD"
     before = api_report(api_as, read_key, {**previous, "metrics": ["cost"]})["totals"]
     assert f"vs {money(before['cost'])}" in page.content.decode()  # the previous period's cost, 5.00 USD
+    assert "+191.7 % vs 5.00 USD" in page.content.decode()  # 14.587 against 5.00
 
 
 def test_top_tables_equal_the_api_grouped_reports(organization, owner_client, events_sent, api_as, read_key):
