@@ -250,6 +250,8 @@ def main() -> None:
                         help="keep the events, build the rollups again (after their definitions changed)")
     parser.add_argument("--pages-runs", type=int, default=5, help="0 skips the dashboard pages")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="time only the questions whose name contains TEXT (repeatable)")
     args = parser.parse_args()
 
     db = Database(args.base_url, args.db)
@@ -267,6 +269,8 @@ def main() -> None:
                "questions": {}}
     try:
         for name, (method, path, body) in questions(key, fast_port, end).items():
+            if args.only and not any(text in name for text in args.only):
+                continue
             fast = time_question(fast_port, key, method, path, body, args.runs)
             raw = time_question(raw_port, key, method, path, body, max(3, args.runs // 4))
             figures = {"rollup_median_ms": round(fast["median_ms"], 1), "rollup_p95_ms": round(fast["p95_ms"], 1),
@@ -299,8 +303,18 @@ def print_table(results: dict) -> None:
     for name, f in results["questions"].items():
         print(f"{name:40} {f['rollup_median_ms']:>10} {f['rollup_p95_ms']:>10} {f['raw_median_ms']:>10} "
               f"{f['raw_p95_ms']:>10} {f['speedup']:>6}  {f['same_answer']}")
+    goals = [f"{name}: p95 {f['rollup_p95_ms']} ms {'PASS' if f['rollup_p95_ms'] < 100 else 'FAIL'}, "
+             f"{f['speedup']}x {'PASS' if f['speedup'] >= 20 else 'FAIL'}" for name, f in results["questions"].items()]
     if "pages" in results:
-        print(json.dumps(results["pages"], indent=2))
+        pages = results["pages"]
+        print(f"\n{'page':24} {'server p50 ms':>13} {'server max ms':>13}")
+        for name, page in pages["pages"].items():
+            print(f"{name:24} {page['server_ms_median']:>13} {page['server_ms_max']:>13}")
+            goals.append(f"page {name}: {page['server_ms_median']} ms "
+                         f"{'PASS' if page['server_ms_median'] < pages['goal_ms'] else 'FAIL'}")
+    print("\ngoals (p95 < 100 ms and >= 20x the raw path; pages < 300 ms):")
+    for line in goals:
+        print(f"  {line}")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,11 @@ def report_execute(*, organization: Organization, api_key: ApiKey | None, spec: 
             cursor.execute(f"SET LOCAL statement_timeout = {int(STATEMENT_TIMEOUT_MS)}")
             # Grouping 10,000 customers' exact sums outgrows the default 4 MB: keep it in memory.
             cursor.execute(f"SET LOCAL work_mem = '{int(REPORT_WORK_MEM_MB)}MB'")
+            if compiled.source != "events":
+                # A rollup read is small: parallel workers would cost more to start and
+                # merge (their partial groups sorted again) than they save, and they take
+                # the cores other requests need. The raw events keep them.
+                cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
             cursor.execute(compiled.sql, compiled.params)
             rows = cursor.fetchall()
     except OperationalError as error:

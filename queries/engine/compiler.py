@@ -138,7 +138,8 @@ def compile_report(spec: ReportSpec, scope: Scope, *, source: Source | None = No
     aggregates = ", ".join(f"{source.part(part)} AS {part_columns[part]}" for part in parts)
     group_selects = "".join(f"{group.sql} AS g{index}, " for index, group in enumerate(groups))
     group_by = ("GROUP BY " + ", ".join(str(index + 1) for index in range(len(groups)))) if groups else ""
-    outputs = ", ".join([f"g{index}" for index in range(len(groups))] + list(part_columns.values()))
+    outputs = ", ".join([group.finish.format(f"g{index}") for index, group in enumerate(groups)]
+                        + list(part_columns.values()))
     nulls = "".join("NULL, " for _ in groups)
     order = _order(spec, groups, part_columns)
     window = f"ORDER BY {order}" if order else ""

@@ -22,6 +22,10 @@ class Group:
     join: str = ""  # extra FROM clause it needs
     text: bool = True  # ordered byte-wise (COLLATE "C"), the same in every database
     time: bool = False
+    # Applied to the grouped value ({} stands for it) in the output only: a rollup groups
+    # by its local date and turns each group, not each row, into an instant. `sql`
+    # must order like the finished value.
+    finish: str = "{}"
 
 
 class Source:
@@ -114,7 +118,7 @@ def _local_day(moment: datetime, tz: ZoneInfo):
     return local.date()
 
 
-_LOCAL_DAY = "(e.day::timestamp AT TIME ZONE %(tz)s)"
+_AS_INSTANT = "({}::timestamp AT TIME ZONE %(tz)s)"
 
 
 class Rollup(Source):
@@ -144,10 +148,12 @@ class Rollup(Source):
         return self._columns[name]
 
     def group(self, name: str) -> Group:
+        # Grouped by local date, each group's date then made the instant of its local
+        # midnight: one time-zone conversion per group instead of one per rollup row.
         if name == "day":
-            return Group(_LOCAL_DAY, text=False, time=True)
+            return Group("e.day", text=False, time=True, finish=_AS_INSTANT)
         if name in ("week", "month"):
-            return Group(f"(date_trunc('{name}', e.day::timestamp) AT TIME ZONE %(tz)s)", text=False, time=True)
+            return Group(f"date_trunc('{name}', e.day::timestamp)", text=False, time=True, finish=_AS_INSTANT)
         if name == "project":
             return RawEvents._GROUPS["project"]
         return Group(self._columns[name])
