@@ -4,7 +4,9 @@ The statement always carries the tenant (organization and visible project ids)
 and the window; every value travels as a psycopg parameter. Its shape:
 
     WITH filtered AS NOT MATERIALIZED (rows of the source inside the scope and filters),
-         grouped AS (groups and aggregate parts over filtered, tags unnested if grouped by tag),
+         grouped AS (groups and aggregate parts over filtered, tags unnested if grouped by tag;
+                     percentiles of a histogram source joined from per-bucket counts,
+                     see queries/engine/quantiles.py),
          ranked AS (grouped numbered in the requested order)
     SELECT the first limit + 1 ranked rows            (rn >= 1)
     UNION ALL
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from queries.engine.metrics import METRICS, TOTALS_ONLY_PARTS, report_parts
+from queries.engine.quantiles import histogram_ctes, interpolated, join_on_groups
 from queries.engine.render import render_group, render_metric
 from queries.engine.sources import Group, Source, choose_source
 from queries.spec import ReportSpec
@@ -135,7 +138,9 @@ def compile_report(spec: ReportSpec, scope: Scope, *, source: Source | None = No
     joins = "".join(dict.fromkeys(group.join for group in groups if group.join))
     parts = report_parts(spec)
     part_columns = {part: f"p{index}" for index, part in enumerate(parts)}
-    aggregates = ", ".join(f"{source.part(part)} AS {part_columns[part]}" for part in parts)
+    quantiles = {part_columns[part]: q for part in parts if (q := source.histogram_quantile(part)) is not None}
+    plain = [part for part in parts if part_columns[part] not in quantiles]
+    aggregates = ", ".join(f"{source.part(part)} AS {part_columns[part]}" for part in plain)
     group_selects = "".join(f"{group.sql} AS g{index}, " for index, group in enumerate(groups))
     group_by = ("GROUP BY " + ", ".join(str(index + 1) for index in range(len(groups)))) if groups else ""
     outputs = ", ".join([group.finish.format(f"g{index}") for index, group in enumerate(groups)]
@@ -143,19 +148,31 @@ def compile_report(spec: ReportSpec, scope: Scope, *, source: Source | None = No
     nulls = "".join("NULL, " for _ in groups)
     order = _order(spec, groups, part_columns)
     window = f"ORDER BY {order}" if order else ""
-    if "tag" not in spec.group_by and all(part in RESUMMED for part in parts):
-        # Every group holds each event once and every part adds up: the totals are the
-        # groups' sums, without reading the source a second time.
-        totals = ", ".join(RESUMMED[part].format(column=column) for part, column in part_columns.items())
-        totals_from = "grouped"
-    else:
-        totals, totals_from = aggregates, "filtered e"
+    ctes = [f"filtered AS NOT MATERIALIZED (SELECT * FROM {source.relation} e WHERE {where})"]
+    grouped = f"SELECT {group_selects}{aggregates} FROM filtered e{joins} {group_by}"
+    resummable = "tag" not in spec.group_by and all(part in RESUMMED for part in plain)
+    if quantiles:
+        ctes.append(f"grouped_plain AS MATERIALIZED ({grouped})")
+        ctes += histogram_ctes(group_selects=group_selects, joins=joins, group_count=len(groups),
+                               quantiles=quantiles, totals_from_filtered="tag" in spec.group_by)
+        values = ", ".join(f"{interpolated(column, 'q')} AS {column}" for column in quantiles)
+        grouped = f"SELECT gp.*, {values} FROM grouped_plain gp LEFT JOIN quant q ON {join_on_groups(len(groups))}"
+    ctes.append(f"grouped AS MATERIALIZED ({grouped})")
+    ctes.append(f"ranked AS (SELECT grouped.*, row_number() OVER ({window}) AS rn FROM grouped)")
+    totals = []
+    for part, column in part_columns.items():
+        if column in quantiles:
+            totals.append(f"(SELECT {interpolated(column, 'total_quant')} FROM total_quant)")
+        elif resummable:
+            # Every group holds each event once and the part adds up: the totals are the
+            # groups' sums, without reading the source a second time.
+            totals.append(RESUMMED[part].format(column=column))
+        else:
+            totals.append(source.part(part))
     sql = (
-        f"WITH filtered AS NOT MATERIALIZED (SELECT * FROM {source.relation} e WHERE {where}), "
-        f"grouped AS MATERIALIZED (SELECT {group_selects}{aggregates} FROM filtered e{joins} {group_by}), "
-        f"ranked AS (SELECT grouped.*, row_number() OVER ({window}) AS rn FROM grouped) "
+        f"WITH {', '.join(ctes)} "
         f"SELECT rn, {outputs} FROM ranked WHERE rn <= %(row_limit)s "
-        f"UNION ALL SELECT 0, {nulls}{totals} FROM {totals_from} "
+        f"UNION ALL SELECT 0, {nulls}{', '.join(totals)} FROM {'grouped' if resummable else 'filtered e'} "
         f"ORDER BY 1"
     )
     return CompiledReport(sql=sql, params=params, spec=spec, scope=scope, parts=parts, source=source.name)

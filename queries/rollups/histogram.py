@@ -7,7 +7,8 @@ A latency x > 0 goes to bucket ceil(log_gamma(x)) + 1, gamma = (1 + ALPHA) / (1 
 within ALPHA of every value in it. A percentile interpolates between two such values
 with percentile_cont's weights, so it too is within ALPHA of the exact
 percentile_cont over the raw events (a convex combination of values each within
-ALPHA). The report engine uses koala_hist_quantile() (queries migration 0003).
+ALPHA). The report engine reads them set-based from per-bucket counts
+(queries/engine/quantiles.py), valuing buckets with koala_bucket_value() (queries migration 0003).
 """
 import math
 

@@ -1,0 +1,63 @@
+"""Percentiles from the latency histogram, set-based.
+
+A histogram source has rows of (`bucket`, `event_count`); queries/rollups/histogram.py
+says what a bucket holds and what it is worth. For every group at once the compiler
+sums the counts per bucket (`hist`), runs a cumulative count up the buckets, and reads
+each quantile as percentile_cont does: the rank r = q (n - 1) of a group's n events,
+the representatives of the buckets holding ranks floor(r) and ceil(r), and the fraction
+between them. The running count rises with the bucket, so the bucket holding rank k is
+the smallest one whose running count exceeds k.
+
+One pass of sums and one window over a few thousand (group, bucket) rows replaces an
+array per group unnested and regrouped by a function call per group and quantile.
+"""
+from queries.rollups.histogram import GAMMA
+
+
+def _ends(quantiles: dict[str, float]) -> str:
+    """Per quantile column c: the rank r_c and the values lo_c / hi_c of the buckets
+    holding floor(r_c) and ceil(r_c), over rows with `b`, `upto` and `total`."""
+    columns = []
+    for column, q in quantiles.items():
+        rank = f"{q!r}::float8 * (total - 1)"
+        columns += [
+            f"koala_bucket_value(min(b) FILTER (WHERE upto > floor({rank})), {GAMMA!r}) AS lo_{column}",
+            f"koala_bucket_value(min(b) FILTER (WHERE upto > ceil({rank})), {GAMMA!r}) AS hi_{column}",
+            f"max({rank}) AS r_{column}",
+        ]
+    return ", ".join(columns)
+
+
+def interpolated(column: str, relation: str) -> str:
+    return (f"{relation}.lo_{column} + ({relation}.r_{column} - floor({relation}.r_{column})) "
+            f"* ({relation}.hi_{column} - {relation}.lo_{column})")
+
+
+def histogram_ctes(*, group_selects: str, joins: str, group_count: int, quantiles: dict[str, float],
+                   totals_from_filtered: bool) -> list[str]:
+    """`hist` (counts per group and bucket), `quant` (each group's quantile ends, keyed
+    g0..gN like `grouped`) and `total_quant` (the same over every event once)."""
+    keys = [f"g{index}" for index in range(group_count)]
+    hist_keys = ", ".join(str(index + 1) for index in range(group_count + 1))
+    partition = f"PARTITION BY {', '.join(keys)} " if keys else ""
+    group_by = f" GROUP BY {', '.join(keys)}" if keys else ""
+    key_selects = "".join(f"{key}, " for key in keys)
+    # Grouped by tag, an event stands under each of its tags: the totals count it once.
+    total_hist = ("SELECT e.bucket AS b, sum(e.event_count) AS c FROM filtered e WHERE e.bucket IS NOT NULL GROUP BY 1"
+                  if totals_from_filtered else "SELECT b, sum(c) AS c FROM hist GROUP BY b")
+    return [
+        f"hist AS MATERIALIZED (SELECT {group_selects}e.bucket AS b, sum(e.event_count) AS c "
+        f"FROM filtered e{joins} WHERE e.bucket IS NOT NULL GROUP BY {hist_keys})",
+        f"quant AS (SELECT {key_selects}{_ends(quantiles)} FROM (SELECT hist.*, "
+        f"sum(c) OVER ({partition}ORDER BY b) AS upto, sum(c) OVER ({partition.strip()}) AS total FROM hist) cum"
+        f"{group_by})",
+        f"total_quant AS (SELECT {_ends(quantiles)} FROM (SELECT h.b, sum(h.c) OVER (ORDER BY h.b) AS upto, "
+        f"sum(h.c) OVER () AS total FROM ({total_hist}) h) cum)",
+    ]
+
+
+def join_on_groups(group_count: int) -> str:
+    """Null-safe equality of `grouped_plain gp` and `quant q` on every group key."""
+    if not group_count:
+        return "true"
+    return " AND ".join(f"q.g{index} IS NOT DISTINCT FROM gp.g{index}" for index in range(group_count))
