@@ -7,7 +7,7 @@ Two paths lead to an evaluation:
   while Redis or a worker was down is caught within a minute of their return.
 - Ingestion calls `budgets_request_evaluation` after commit. It is debounced per
   organization with a Redis key (SET NX): the first batch enqueues one evaluation
-  a moment later, and batches that commit before that evaluation starts enqueue
+  DEBOUNCE_SECONDS later, and batches that commit before that evaluation starts enqueue
   nothing; the evaluation deletes the key before it reads, so a batch committed
   after the read enqueues the next one. A burst of 1000 batches is a handful of
   evaluations, and no batch is left unevaluated.
@@ -30,7 +30,9 @@ from queries.services import rollup_fold
 
 logger = logging.getLogger(__name__)
 
-DEBOUNCE_SECONDS = getattr(settings, "BUDGET_EVALUATION_DEBOUNCE_SECONDS", 1.0)
+# At most one evaluation per organization per this many seconds of ingestion: a long
+# burst costs a handful of evaluations, and an email still arrives seconds after its event.
+DEBOUNCE_SECONDS = getattr(settings, "BUDGET_EVALUATION_DEBOUNCE_SECONDS", 5.0)
 PENDING_TTL_SECONDS = 60
 # After Redis failed once, ingestion does not try it again for this long: a broker
 # that is down must not cost every request a timeout.
