@@ -1,9 +1,11 @@
 """Spend from the rollups plus the events past their watermark equals the events'
 own sum, for every kind of budget, however much of the data is folded."""
 import random
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
+import pytest
 from django.utils import timezone
 
 from budgets.periods import period_containing
@@ -149,3 +151,45 @@ def test_the_sweeps_snapshots_plus_newer_events_equal_the_exact_spend(db):
                BudgetSpendSnapshot.objects.values_list("computed_at", flat=True))
     sweep, exact = both(NOW + timedelta(days=1))
     assert sweep == exact and sweep[0] == 0
+
+
+@pytest.mark.parametrize("zone, switch", [("America/New_York", date(2026, 3, 8)), ("America/New_York", date(2026, 11, 1)),
+                                          ("Europe/Paris", date(2026, 10, 25)), ("Australia/Lord_Howe", date(2026, 4, 5))])
+def test_day_and_week_budgets_across_a_dst_switch_add_up_to_every_event(db, zone, switch):
+    """The SQL spend (folded rollups by local day plus the raw tail) of each local day
+    around a daylight-saving switch holds exactly that day's events, the switch day
+    being 23 or 25 hours (Lord Howe: 23.5 or 24.5), and the days add up to the whole."""
+    organization = make_organization(timezone_name=zone)
+    project = make_project(organization=organization)
+    day_budget = make_budget(organization, period="day")
+    week_budget = make_budget(organization, period="week")
+    local = ZoneInfo(zone)
+    first_day = switch - timedelta(days=2)
+    start = datetime.combine(first_day, time(0), local).astimezone(UTC)
+    end = datetime.combine(switch + timedelta(days=3), time(0), local).astimezone(UTC)
+    events, at, cents = [], start, 1
+    while at < end:  # every 37 minutes, plus the instants either side of each local midnight
+        events.append((at, Decimal(cents) / 100))
+        at, cents = at + timedelta(minutes=37), cents + 1
+    for offset in range(1, 5):
+        midnight = datetime.combine(first_day + timedelta(days=offset), time(0), local).astimezone(UTC)
+        events += [(midnight - timedelta(microseconds=1), Decimal("1000")), (midnight, Decimal("2000"))]
+    half = len(events) // 2
+    for at, cost in events[:half]:
+        spend(project, at, cost)
+    horizon = timezone.now() + timedelta(seconds=1)
+    assert rollup_fold(up_to=horizon) == half
+    for at, cost in events[half:]:  # the tail the fold has not reached
+        spend(project, at, cost, received_at=horizon + timedelta(seconds=1))
+
+    day_sums, lengths = [], []
+    for offset in range(5):
+        noon = datetime.combine(first_day + timedelta(days=offset), time(12), local).astimezone(UTC)
+        [day, week] = budget_standings(budgets=[day_budget, week_budget], now=noon)
+        assert day.spent == sum((cost for at, cost in events if day.period.start <= at < day.period.end), Decimal(0))
+        assert week.spent == sum((cost for at, cost in events if week.period.start <= at < week.period.end),
+                                 Decimal(0))
+        day_sums.append(day.spent)
+        lengths.append(day.period.end - day.period.start)
+    assert sum(day_sums) == sum(cost for _, cost in events)
+    assert lengths[2] != timedelta(hours=24) and all(length == timedelta(hours=24) for length in lengths[:2])
