@@ -21,6 +21,7 @@ from budgets.models import DigestDelivery, DigestSubscription
 from budgets.periods import local_midnight
 from koala.exceptions import KoalaError
 from queries.selectors import saved_query_run
+from queries.views.present import display
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +46,9 @@ def digest_week(now: datetime, timezone_name: str) -> date | None:
     return local.date()
 
 
-def _cell(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    return str(value)
+def _cell(name: str, value, currency: str) -> str:
+    """As the dashboard shows it: amounts rounded to the currency's minor units."""
+    return display(name, value, currency).text
 
 
 def _change(now_value, before_value) -> str:
@@ -79,12 +77,12 @@ def digest_table(*, subscription: DigestSubscription, saved_query, week_start: d
     except KoalaError as error:  # a saved query that no longer runs is named, not fatal
         return DigestTable(saved_query.name, [], [], error=error.message)
     groups = len((saved_query.query or {}).get("group_by") or [])
-    columns = this_week["columns"]
+    columns, currency = this_week["columns"], this_week["currency"]
     metric = groups if groups < len(columns) else None
     previous = {tuple(row[:groups]): row for row in last_week["rows"]}
     rows = []
     for row in this_week["rows"][:MAX_ROWS]:
-        cells = [_cell(value) for value in row]
+        cells = [_cell(name, value, currency) for name, value in zip(columns, row)]
         if metric is not None:
             earlier = previous.get(tuple(row[:groups]))
             cells.append(_change(row[metric], earlier[metric] if earlier else None))
@@ -94,7 +92,7 @@ def digest_table(*, subscription: DigestSubscription, saved_query, week_start: d
     if metric is not None and groups:
         totals_now, totals_before = this_week.get("totals") or {}, last_week.get("totals") or {}
         metric_names = this_week["columns"][groups:]
-        rows.append(["total", *[""] * (groups - 1), *[_cell(totals_now.get(name)) for name in metric_names],
+        rows.append(["total", *[""] * (groups - 1), *[_cell(name, totals_now.get(name), currency) for name in metric_names],
                      _change(totals_now.get(metric_names[0]), totals_before.get(metric_names[0]))])
     return DigestTable(saved_query.name, columns, rows)
 

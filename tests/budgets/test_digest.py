@@ -2,6 +2,7 @@
 week, the saved queries' results with the change against the week before."""
 from datetime import timedelta
 
+import pytest
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
@@ -45,10 +46,10 @@ def test_sent_once_on_monday_from_eight_local_with_the_weeks_change(db):
     text = mail.outbox[-1].body
     assert "== Provider spend by project ==" in text
     assert "project | provider | cost | charge | margin | margin_pct | cost vs previous week" in text
-    assert "assistant-api | openai | 30 |" in text and text.split("assistant-api | openai | 30 |")[1] \
+    assert "assistant-api | openai | 30.00 USD |" in text and text.split("assistant-api | openai | 30.00 USD |")[1] \
         .splitlines()[0].endswith("+50%")
-    assert "assistant-api | anthropic | 10 |" in text and "| new" in text
-    assert "total |  | 40 |" in text and "+100%" in text
+    assert "assistant-api | anthropic | 10.00 USD |" in text and "| new" in text
+    assert "total |  | 40.00 USD |" in text and "+100%" in text
     assert "99" not in text
     assert mail.outbox[-1].to == ["cfo@acme.test"]
     assert DigestDelivery.objects.get().sent_at is not None
@@ -67,7 +68,19 @@ def test_each_organization_in_its_own_zone_and_only_its_own_data(db):
     assert run(utc(2026, 12, 6, 23)) == ["Globex: your week of 30 November to 6 December 2026"]
     assert "777" in mail.outbox[-1].body
     assert run(MONDAY_8_PARIS) == ["Acme: your week of 30 November to 6 December 2026"]
-    assert "777" not in mail.outbox[-1].body and "| 5 |" in mail.outbox[-1].body
+    assert "777" not in mail.outbox[-1].body and "| 5.00 USD |" in mail.outbox[-1].body
+
+
+@pytest.mark.parametrize("currency, cost, shown", [("USD", "0.123456", "0.12 USD"), ("JPY", "1234.5", "1,234 JPY"),
+                                                   ("KWD", "0.0125", "0.012 KWD")])
+def test_amounts_are_rounded_to_the_currencys_minor_units(db, currency, cost, shown):
+    organization = make_organization(name="Acme", currency=currency, timezone_name="Europe/Paris")
+    spend(make_project(organization=organization, slug="assistant-api"), utc(2026, 12, 2, 12), cost)
+    _subscribe(organization)
+    run(MONDAY_8_PARIS)
+    body, html = mail.outbox[-1].body, mail.outbox[-1].alternatives[0][0]
+    assert f"assistant-api | openai | {shown} |" in body and shown in html
+    assert cost not in body and cost not in html
 
 
 def test_a_failed_send_is_retried_and_not_marked_sent(db, settings):
