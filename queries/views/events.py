@@ -27,9 +27,17 @@ def _margin(event):
 
 
 def _row(event, currency: str) -> dict:
+    """The amounts as sent, and beside them the amounts in the reporting currency that
+    reports and budgets count (or that no exchange rate converted the event yet)."""
     margin, percent = _margin(event)
+    foreign = event.currency != currency
     return {"event": event, "cost": money_display(event.cost, event.currency),
             "charge": money_display(event.charge, event.currency),
+            "cost_reporting": money_display(event.cost_reporting, currency) if foreign else None,
+            "charge_reporting": (money_display(event.charge_reporting, currency)
+                                 if foreign and event.charge is not None else None),
+            "unconverted": foreign and event.cost_reporting is None,
+            "rate": None if event.exchange_rate is None else f"{event.exchange_rate.normalize():f}",
             "margin": money_display(margin, currency), "negative": margin is not None and margin < 0,
             "margin_pct": None if percent is None else f"{percent:,.1f} %"}
 

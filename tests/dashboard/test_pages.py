@@ -1,5 +1,6 @@
 """What each page lets people do: keys shown once and revoked, the event explorer's
 filters, trace lookup and detail, budgets with their status and alerts."""
+import re
 from decimal import Decimal
 from html import unescape
 
@@ -11,6 +12,7 @@ from budgets.services import budget_create
 from koala.money import money_display
 from organizations.models import ApiKey
 from tests.dashboard import html
+from tests.money.helpers import add_price, add_rate, send
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +80,38 @@ def test_event_detail_shows_its_metadata(organization, owner_client, events_sent
     assert '"region": "eu"' in text and '"latencyMs": 684' in text and "trace_2039" in text
     assert "2.50 USD" in text and "1.50 USD" in text  # charge and margin (2.5 - 1.004, rounded)
     assert owner_client.get(f"/o/{organization.slug}/events/view/?project=assistant-api&id=nope").status_code == 404
+
+
+def test_events_in_another_currency_show_both_amounts_and_where_the_cost_came_from(organization, project, owner_client,
+                                                                                     ingest_key, api_as):
+    client = api_as(ingest_key)
+    add_rate(organization, "EUR", "1.25", "2020-01-01T00:00:00Z")
+    add_price(organization, "house-model", "1000000", "2000000")  # 1 USD per input token, 2 per output token
+    now = timezone.now()
+    common = {"timestamp": now.isoformat(), "environment": "production", "action": "chat_reply"}
+    result = send(client, {"id": "eur", "cost": "8", "charge": "10", "currency": "EUR", **common},
+                  {"id": "gbp", "cost": "3", "currency": "GBP", **common},
+                  {"id": "tokens", "provider": "openai", **common,
+                   "metadata": {"model": "house-model", "inputTokens": 3, "outputTokens": 1}})
+    assert result["accepted"] == 3, result
+    slug = organization.slug
+    rows = html.table(owner_client.get(f"/o/{slug}/events/").content, "events")["body"]
+    assert len(rows) == 3, rows
+    cells = {(row[8], row[9]) for row in rows}
+    assert ("8.00 EUR 10.00 USD", "10.00 EUR 12.50 USD") in cells
+    assert ("3.00 GBP no rate yet", "—") in cells
+
+    def detail(client_id):
+        page = owner_client.get(f"/o/{slug}/events/view/?project={project.slug}&id={client_id}")
+        assert page.status_code == 200
+        return " ".join(unescape(re.sub(r"<[^>]+>", " ", page.content.decode())).split())
+
+    eur = detail("eur")
+    assert "Cost in USD 10.00 USD" in eur and "Charge in USD 12.50 USD" in eur and "1 EUR = 1.25 USD" in eur
+    assert "sent by the client" in eur
+    assert "not converted yet: no exchange rate for GBP → USD" in detail("gbp")
+    tokens = detail("tokens")
+    assert "computed from tokens with" in tokens and "5.00 USD" in tokens
 
 
 def test_budgets_page_shows_status_forecast_and_alert_history(organization, project, owner_client, events_sent,
