@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from events.money import services as money_services
+from events.selectors import event_list
 from koala.admin import TenantAdmin, TenantInline
 from koala.exceptions import KoalaError
 from organizations import services
@@ -26,6 +27,13 @@ class OrganizationForm(forms.ModelForm):
         code = self.cleaned_data["reporting_currency"].strip().upper()
         if code not in CURRENCY_CODES:
             raise ValidationError(f"'{code}' is not an ISO 4217 currency code (for example USD, EUR, JPY).")
+        current = self.instance.reporting_currency if self.instance.pk else None
+        if current and code != current and event_list(organization=self.instance).exists():
+            # Stored events, rollups, budgets and alerts hold amounts in the current
+            # currency; switching would add two currencies together in every report.
+            raise ValidationError(
+                f"The reporting currency cannot change from {current} to {code}: this organization already has "
+                f"events whose amounts are counted in {current}. Create a new organization for {code} reporting.")
         return code
 
     def clean_timezone(self):

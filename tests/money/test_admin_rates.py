@@ -142,3 +142,30 @@ def test_changing_a_rates_currency_reconverts_both_currencies(admin_client, orga
     assert response.status_code == 302
     assert (stored(organization, "eur").cost_reporting, stored(organization, "gbp").cost_reporting) == (
         None, Decimal("13"))
+
+
+def _organization_form(admin_client, organization, currency: str) -> dict:
+    page = admin_client.get(reverse("admin:organizations_organization_change", args=[organization.pk]))
+    [inline] = page.context["inline_admin_formsets"]
+    prefix, projects = inline.formset.prefix, list(inline.formset.queryset)
+    form = {"name": organization.name, "reporting_currency": currency, "timezone": organization.timezone,
+            f"{prefix}-TOTAL_FORMS": len(projects), f"{prefix}-INITIAL_FORMS": len(projects),
+            f"{prefix}-MIN_NUM_FORMS": 0, f"{prefix}-MAX_NUM_FORMS": 1000}
+    for index, project in enumerate(projects):
+        form.update({f"{prefix}-{index}-id": project.pk, f"{prefix}-{index}-name": project.name,
+                     f"{prefix}-{index}-slug": project.slug, f"{prefix}-{index}-organization": organization.pk})
+    return form
+
+
+def test_the_reporting_currency_changes_only_while_there_are_no_events(admin_client, organization, ingest_key, api_as):
+    change = reverse("admin:organizations_organization_change", args=[organization.pk])
+    response = admin_client.post(change, _organization_form(admin_client, organization, "EUR"))
+    assert response.status_code == 302
+    organization.refresh_from_db()
+    assert organization.reporting_currency == "EUR"
+    send(api_as(ingest_key), an_event(cost="1.5", currency="EUR"))
+    refused = admin_client.post(change, _organization_form(admin_client, organization, "USD"))
+    assert refused.status_code == 200
+    assert "cannot change from EUR to USD: this organization already has events" in refused.content.decode()
+    organization.refresh_from_db()
+    assert organization.reporting_currency == "EUR"
