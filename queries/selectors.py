@@ -14,6 +14,7 @@ from organizations.selectors import project_list_visible
 from queries.engine import Scope, compile_report
 from queries.models import SavedQuery
 from queries.rollups import rollup_zone
+from queries.rollups.fold import READ_ONLY_APPLICATION
 from queries.spec import ReportSpec, report_spec_parse, run_window_parse
 
 logger = logging.getLogger(__name__)
@@ -59,9 +60,11 @@ def report_execute(*, organization: Organization, api_key: ApiKey | None, spec: 
     compiled = compile_report(spec, scope)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL statement_timeout = {int(STATEMENT_TIMEOUT_MS)}")
             # Grouping 10,000 customers' exact sums outgrows the default 4 MB: keep it in memory.
-            cursor.execute(f"SET LOCAL work_mem = '{int(REPORT_WORK_MEM_MB)}MB'")
+            # Marked read-only so the rollup fold does not wait for a slow report.
+            cursor.execute(f"SET LOCAL statement_timeout = {int(STATEMENT_TIMEOUT_MS)}; "
+                           f"SET LOCAL work_mem = '{int(REPORT_WORK_MEM_MB)}MB'; "
+                           f"SET LOCAL application_name = '{READ_ONLY_APPLICATION}'")
             if compiled.source != "events":
                 # A rollup read is small: parallel workers would cost more to start and
                 # merge (their partial groups sorted again) than they save, and they take

@@ -11,7 +11,9 @@ is listed in pg_stat_activity with that start time, so every event received befo
 the oldest open transaction began is committed (or never will be). The horizon is
 that instant, less a second for the moment between a transaction's start and its
 appearance in pg_stat_activity. A long open transaction delays the rollups; it
-cannot make them wrong.
+cannot make them wrong. Reports mark their read-only transactions (application_name
+READ_ONLY_APPLICATION, see report_execute) and the horizon skips them, so a
+slow report over raw events does not hold back freshness.
 
 The rebuild recomputes one organization (or some of its local days) from the events
 under the same lock: after a time zone change, and after amounts of stored events
@@ -28,6 +30,9 @@ from queries.rollups.definitions import ROLLUPS, Rollup
 logger = logging.getLogger(__name__)
 
 SAFETY_MARGIN = timedelta(seconds=1)
+# Set (SET LOCAL) by transactions that only read, such as reports: they never insert
+# events, so the horizon need not wait for them.
+READ_ONLY_APPLICATION = "koala-read-only"
 # Organizations rebuilt per fold run (a zone change, or first seen with events), so
 # one fold never holds the lock for long.
 REBUILDS_PER_FOLD = 5
@@ -49,6 +54,7 @@ SELECT least(now(), COALESCE(min(a.xact_start), 'infinity')) - %(margin)s
 FROM pg_stat_activity a
 WHERE a.datname = current_database() AND a.backend_type = 'client backend'
   AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL
+  AND a.application_name IS DISTINCT FROM %(read_only)s
 """
 
 
@@ -177,7 +183,7 @@ def rollup_fold(*, up_to: datetime | None = None) -> int:
             return 0
         watermark = row[0]
         if up_to is None:
-            cursor.execute(_HORIZON, {"margin": SAFETY_MARGIN})
+            cursor.execute(_HORIZON, {"margin": SAFETY_MARGIN, "read_only": READ_ONLY_APPLICATION})
             up_to = cursor.fetchone()[0]
         folded = 0
         if up_to > watermark:

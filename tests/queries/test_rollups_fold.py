@@ -1,5 +1,6 @@
 """The fold with real commits: exactly once, never ahead of an open transaction,
 crash-safe, concurrent-safe, and what a report shows once it ran."""
+import dataclasses
 import json
 import threading
 import time
@@ -151,3 +152,42 @@ def test_each_organization_reads_only_its_own_rollup_rows(api_as, ingest_key, re
     assert rollup_totals(organization)[0] == 2 and rollup_totals(other_organization)[0] == 7
     assert report(api_as(read_key))["totals"]["count"] == 2
     assert report(api_as(other_key))["totals"]["count"] == 7
+
+
+def test_a_slow_report_does_not_hold_back_the_fold(api_as, ingest_key, read_key, organization, monkeypatch):
+    """A report's transaction only reads: the fold's horizon does not wait for it, while
+    any other open transaction (it might insert events) still holds it back."""
+    from queries import selectors
+
+    def compile_with_a_pause(*args, **kwargs):
+        compiled = selectors_compile(*args, **kwargs)
+        return dataclasses.replace(compiled, sql=f"SELECT r.* FROM ({compiled.sql}) r CROSS JOIN pg_sleep(4) ORDER BY 1")
+
+    selectors_compile = selectors.compile_report
+    monkeypatch.setattr(selectors, "compile_report", compile_with_a_pause)
+    rollup_fold()
+    answers = []
+
+    def slow_report():
+        try:
+            answers.append(report(api_as(read_key)))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=slow_report)
+    thread.start()
+    time.sleep(0.5)  # the report's statement is running
+    send(api_as(ingest_key), events(3))
+    assert fold_when_final() == 3  # folded while the report still runs
+    assert thread.is_alive()
+    thread.join(10)
+    assert answers and answers[0]["totals"]["count"] == 0
+
+    settings = connection.settings_dict
+    with psycopg.connect(dbname=settings["NAME"], host=settings["HOST"], port=settings["PORT"],
+                         user=settings["USER"]) as unmarked:
+        unmarked.execute("SELECT 1")  # an open transaction that could still insert
+        send(api_as(ingest_key), events(2))
+        assert fold_when_final() == 0
+        unmarked.rollback()
+    assert fold_when_final() == 2
