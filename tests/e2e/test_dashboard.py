@@ -13,9 +13,12 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
+from budgets.models import Budget
+from events.models import Event
 from events.partitions import forget_known_partitions
 from koala.money import money_display
 from organizations.models import Membership
+from queries.models import SavedQuery
 from tests.conftest import client_with
 from tests.factories import make_api_key, make_member, make_organization, make_project
 from tests.queries.helpers import event, send_events
@@ -72,11 +75,13 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def sign_in(browser, live_server, email: str, *, viewport=None):
+def sign_in(browser, live_server, email: str, *, viewport=None, screenshot: str | None = None):
     context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
     page = context.new_page()
     page.goto(f"{live_server.url}/")  # signed out: to the sign-in page, then to one's organization
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    if screenshot:
+        shot(page, screenshot)
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
@@ -90,8 +95,8 @@ def api_report(read_key: str, body: dict) -> dict:
 
 
 def test_owner_walks_through_every_page(browser, live_server, world):
-    acme, base = world["acme"], f"{live_server.url}/o/{world['acme'].slug}"
-    context, page = sign_in(browser, live_server, "owner@acme.test")
+    base = f"{live_server.url}/o/{world['acme'].slug}"
+    context, page = sign_in(browser, live_server, "owner@acme.test", screenshot="00-sign-in")
     shot(page, "01-overview")
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
 
@@ -108,6 +113,8 @@ def test_owner_walks_through_every_page(browser, live_server, world):
         expect(page.locator(f'[data-metric="{metric}"] .value')).to_have_text(
             money_display(Decimal(totals[metric]), "USD"))
     expect(page.locator('[data-metric="count"] .value')).to_have_text(f"{totals['count']:,}")
+    expect(page.locator('[data-metric="margin_pct"] .value')).to_have_text(
+        f"{Decimal(str(totals['margin_pct'])):,.1f} %")
     assert totals["count"] > 0
     shot(page, "02-overview-custom-period")
 
@@ -200,10 +207,15 @@ def test_keyboard_and_phone_width(browser, live_server, world):
 
 
 def test_another_organizations_member_gets_404_on_every_page(browser, live_server, world):
+    acme = world["acme"]
+    saved_query = SavedQuery.objects.filter(organization=acme).first()
+    event = Event.objects.filter(organization=acme).select_related("project").first()
+    objects = [f"saved-queries/{saved_query.pk}/", f"events/view/?project={event.project.slug}&id={event.client_id}"]
     context, page = sign_in(browser, live_server, "owner@globex.test")
-    for path in PAGES:
-        response = page.goto(f"{live_server.url}/o/{world['acme'].slug}/{path}")
+    for path in PAGES + objects:
+        response = page.goto(f"{live_server.url}/o/{acme.slug}/{path}")
         assert response.status == 404, path
+        expect(page.locator("body")).not_to_contain_text(saved_query.name)
     response = page.goto(f"{live_server.url}/o/{world['globex'].slug}/")
     assert response.status == 200
     context.close()
@@ -219,4 +231,19 @@ def test_a_viewer_cannot_reach_admin_only_actions(browser, live_server, world):
     expect(page.get_by_role("button", name="Run report")).to_be_visible()
     expect(page.get_by_role("button", name="Save")).to_have_count(0)
     shot(page, "14-viewer-explore")
+    # Budgets: read, not managed; a saved query: run, not deleted.
+    base = f"{live_server.url}/o/{world['acme'].slug}"
+    page.goto(f"{base}/budgets/")
+    expect(page.get_by_role("heading", name="Budgets", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Create budget")).to_have_count(0)
+    page.goto(f"{base}/saved-queries/")
+    page.locator("#saved-queries tbody tr td:first-child a").first.click()
+    expect(page.locator("#report-table")).to_be_visible()
+    expect(page.get_by_role("button", name="Delete this saved query")).to_have_count(0)
+    # Posting the forms anyway is refused.
+    token = page.evaluate("document.cookie.split('; ').find(c => c.startsWith('csrftoken=')).split('=')[1]")
+    posted = page.request.post(f"{base}/budgets/", form={"name": "Sneaky", "amount": "1", "period": "month"},
+                               headers={"X-CSRFToken": token, "Referer": f"{base}/budgets/"})
+    assert posted.status == 403
+    assert not Budget.objects.filter(name="Sneaky").exists()
     context.close()
