@@ -11,7 +11,6 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db import connection
 
 from events.selectors import taxonomy_spec
 from events.taxonomy.naming import closest, is_snake_case, suggest_snake_case
@@ -19,7 +18,7 @@ from koala.money import money_str
 from organizations.models import ApiKey, Organization
 from queries.rollups.definitions import DAILY, DAILY_HEALTH, Rollup
 from queries.rollups.fold import event_columns
-from queries.selectors import report_scope
+from queries.selectors import report_cursor, report_scope
 from queries.spec import ReportSpec
 
 TOP = 20  # offenders listed per problem
@@ -135,7 +134,7 @@ def taxonomy_health(*, organization: Organization, api_key: ApiKey | None, start
     end_day = local_end.date() if local_end.time() == time(0) else local_end.date() + timedelta(days=1)
     params = {"organization_id": organization.pk, "project_ids": list(scope.project_ids), "tz": organization.timezone,
               "start": start, "end": end, "start_day": local_start.date(), "end_day": end_day}
-    with connection.cursor() as cursor:
+    with report_cursor(organization=organization, source="rollups" if aggregated else "events") as cursor:
         daily = _daily_facts(cursor, _relation(DAILY, aggregated=aggregated), params)
         health = _health_facts(cursor, _relation(DAILY_HEALTH, aggregated=aggregated), params)
 

@@ -152,9 +152,8 @@ def compile_report(spec: ReportSpec, scope: Scope, *, source: Source | None = No
     grouped = f"SELECT {group_selects}{aggregates} FROM filtered e{joins} {group_by}"
     resummable = "tag" not in spec.group_by and all(part in RESUMMED for part in plain)
     if quantiles:
-        ctes.append(f"grouped_plain AS MATERIALIZED ({grouped})")
         ctes += histogram_ctes(group_selects=group_selects, joins=joins, group_count=len(groups),
-                               quantiles=quantiles, totals_from_filtered="tag" in spec.group_by)
+                               measures=source.histogram_measures, plain_aggregates=aggregates, quantiles=quantiles)
         values = ", ".join(f"{interpolated(column, 'q')} AS {column}" for column in quantiles)
         grouped = f"SELECT gp.*, {values} FROM grouped_plain gp LEFT JOIN quant q ON {join_on_groups(len(groups))}"
     ctes.append(f"grouped AS MATERIALIZED ({grouped})")

@@ -236,6 +236,8 @@ class LatencyHistogram(Rollup):
     per-group bucket counts (queries/engine/quantiles.py)."""
 
     _QUANTILES = {"latency_p50": 0.5, "latency_p95": 0.95, "latency_p99": 0.99}
+    # The rollup's measures, summed per group and bucket before anything else reads them.
+    histogram_measures = ("event_count", "latency_sum", "unconverted_count")
 
     def histogram_quantile(self, name: str) -> float | None:
         return self._QUANTILES.get(name)
