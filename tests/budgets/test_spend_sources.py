@@ -3,6 +3,7 @@ own sum, for every kind of budget, however much of the data is folded."""
 import random
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from time import sleep
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -193,3 +194,35 @@ def test_day_and_week_budgets_across_a_dst_switch_add_up_to_every_event(db, zone
         lengths.append(day.period.end - day.period.start)
     assert sum(day_sums) == sum(cost for _, cost in events)
     assert lengths[2] != timedelta(hours=24) and all(length == timedelta(hours=24) for length in lengths[:2])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_organizations_are_split_over_two_connections_and_add_up_alike(monkeypatch):
+    from budgets import spend as spend_module
+
+    rng = random.Random(11)
+    budgets, events = [], []
+    for number in range(5):
+        organization = make_organization(timezone_name=["UTC", "Asia/Kolkata", "America/New_York"][number % 3])
+        projects = [make_project(organization=organization)]
+        budgets += [make_budget(organization, period="quarter"),
+                    make_budget(organization, period="month", filters={"provider": ["openai"]})]
+        mine = _events(projects, rng, 60)
+        _store(mine)
+        events += mine
+    sleep(1.2)  # the fold keeps a second behind the newest transaction
+    assert rollup_fold() == 300
+    loaded = [type(budget).objects.select_related("organization").get(pk=budget.pk) for budget in budgets]
+    periods = spend_module.periods_at(loaded, NOW)
+    in_one = spend_module.spend_as_of_watermark(loaded, periods)
+
+    threads = []
+    real = spend_module._fetch_in_thread
+    monkeypatch.setattr(spend_module, "SPLIT_MIN_ORGANIZATIONS", 2)
+    monkeypatch.setattr(spend_module, "_fetch_in_thread", lambda *args: threads.append(1) or real(*args))
+    split = spend_module.spend_as_of_watermark(loaded, periods)
+    assert len(threads) == 2
+    assert {pk: spent for pk, (spent, _) in split.items()} == {pk: spent for pk, (spent, _) in in_one.items()} \
+        == {budget.pk: _expected_spend(budget, [event for event in events
+                                                 if event["project"].organization_id == budget.organization_id])
+            for budget in loaded}
