@@ -1083,6 +1083,10 @@ def export_revision(rev: str) -> Path:
     shutil.rmtree(target / "bench", ignore_errors=True)
     APP_DIR, EXPORTED_REV = target, rev
     sys.path.insert(0, str(target))
+    # bench/eventgen.py read its vocabulary from the work tree's events.demo: forget that
+    # package, so the application measured is imported from the export.
+    for name in [name for name in sys.modules if name == "events" or name.startswith("events.")]:
+        del sys.modules[name]
     # Importing koala (Celery) puts the working directory first on sys.path: make it the export.
     os.chdir(target)
     return target
