@@ -1,20 +1,17 @@
 """Real parts for the budgets tests: an SMTP server (aiosmtpd), Celery worker
-processes on the real Redis broker, and a private redis-server that a test may stop."""
-import os
+processes on the real Redis broker (tests/celery_worker.py), and a private
+redis-server that a test may stop."""
 import subprocess
-import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from django.conf import settings
-from django.db import connection
 
-from koala.embedded import ROOT, free_port
+from koala.embedded import free_port
+from tests.celery_worker import Worker
 
 
 @dataclass
@@ -63,63 +60,10 @@ class SmtpServer:
         self.controller.stop()
 
 
-def database_url_of_this_test() -> str:
-    """The URL of the database this test process uses (pytest-django's test_<name>)."""
-    database = connection.settings_dict
-    user = database["USER"] or "postgres"
-    password = f":{database['PASSWORD']}" if database["PASSWORD"] else ""
-    return f"postgres://{user}{password}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/" \
-           f"{database['NAME']}"
-
-
-class Worker:
-    """`celery -A koala worker` processes consuming one queue of their own."""
-
-    def __init__(self, *, smtp_port: int, concurrency: int = 4, log: Path):
-        self.queue = f"budgets-test-{uuid.uuid4().hex[:12]}"
-        env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.budgets.worker_settings",
-                   DATABASE_URL=database_url_of_this_test(), REDIS_URL=settings.REDIS_URL, EMAIL_HOST="127.0.0.1",
-                   EMAIL_PORT=str(smtp_port), KOALA_TEST_QUEUE=self.queue, PYTHONUNBUFFERED="1",
-                   DATABASE_CONN_MAX_AGE="0")
-        self.log = log
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "koala", "worker", "-Q", self.queue, "-c", str(concurrency),
-             "-n", f"{self.queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-l", "INFO"],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, errors="replace")
-        threading.Thread(target=self._read, daemon=True).start()
-        self._wait_ready()
-
-    def _read(self):
-        with self.log.open("a") as log:
-            for line in self.process.stdout:
-                log.write(line)
-                log.flush()
-                self.lines.append(line.rstrip("\n"))
-
-    def _wait_ready(self, timeout: float = 60):
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if any(" ready." in line for line in self.lines):
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError("the Celery worker did not start:\n" + "\n".join(self.lines[-40:]))
-
-    def count(self, text: str) -> int:
-        return sum(text in line for line in list(self.lines))
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+def budgets_worker(*, smtp_port: int, concurrency: int = 4, log: Path) -> Worker:
+    """Worker processes with the budgets test settings, sending to the test's SMTP server."""
+    return Worker(name="budgets", log=log, settings_module="tests.budgets.worker_settings", concurrency=concurrency,
+                  env={"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port), "DATABASE_CONN_MAX_AGE": "0"})
 
 
 class PrivateRedis:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from budgets import tasks
 from budgets.models import BudgetAlert
 from tests.budgets.helpers import make_budget, spend
-from tests.budgets.realparts import PrivateRedis, SmtpServer, Worker
+from tests.budgets.realparts import PrivateRedis, SmtpServer, budgets_worker
 from tests.conftest import client_with
 from tests.factories import make_api_key, make_organization, make_project
 
@@ -28,8 +28,8 @@ def _smtp_server():
 def _worker_processes(_smtp_server, tmp_path_factory, django_db_setup, django_db_blocker):
     # One set of processes for the module: starting them is most of a test's time. They
     # need the test database to exist first (django_db_setup) to be told its name.
-    started = Worker(smtp_port=_smtp_server.port, concurrency=4,
-                     log=tmp_path_factory.mktemp("worker") / "worker.log")
+    started = budgets_worker(smtp_port=_smtp_server.port, concurrency=4,
+                             log=tmp_path_factory.mktemp("worker") / "worker.log")
     yield started
     started.stop()
 

@@ -16,7 +16,7 @@ from organizations.models import ExchangeRate, Membership
 from tests.events.helpers import an_event
 from tests.factories import make_member
 from tests.money.helpers import add_rate, send, stored
-from tests.money.worker import Worker
+from tests.celery_worker import Worker
 
 ADD = reverse("admin:organizations_exchangerate_add")
 CHANGELIST = reverse("admin:organizations_exchangerate_changelist")
@@ -64,7 +64,7 @@ def test_rates_of_another_organization_are_out_of_reach(admin_client, organizati
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory, django_db_blocker):
     with django_db_blocker.unblock():
-        started = Worker(log=tmp_path_factory.mktemp("worker") / "worker.log")
+        started = Worker(name="money", pool="solo", log=tmp_path_factory.mktemp("worker") / "worker.log")
     yield started
     started.stop()
 

@@ -14,7 +14,7 @@ from django.db import connection
 
 from koala.embedded import ROOT
 from tests.events.helpers import an_event
-from tests.money.worker import database_url_of_this_test
+from tests.celery_worker import database_url_of_this_test
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
