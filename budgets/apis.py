@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from budgets.models import Budget, BudgetAlert
 from budgets.selectors import budget_get, budget_list, budget_status
 from budgets.services import EDITABLE_FIELDS, budget_create, budget_delete, budget_update
-from koala.api import CursorPagination, TenantAPIView
+from koala.api import CursorPagination, TenantAPIView, body_fields
 from koala.exceptions import InvalidRequest
 from koala.money import money_str
 
@@ -75,19 +75,8 @@ class BudgetMixin:
     parser_classes = [DecimalJSONParser]
 
     def _fields(self, data, *, partial: bool) -> dict:
-        if not isinstance(data, dict):
-            raise InvalidRequest("The body must be a JSON object with the budget's fields.")
-        for name in data:
-            if name in READ_ONLY_FIELDS or name == "currency":
-                raise InvalidRequest(f"{name}: is read-only.", details={"field": name})
-            if name not in EDITABLE_FIELDS:
-                raise InvalidRequest(f"{str(name)[:40]}: is not a budget field; the fields are "
-                                     f"{', '.join(EDITABLE_FIELDS)}.", details={"field": str(name)[:40]})
-        fields = dict(data)
-        if not partial:
-            for required in ("name", "amount"):
-                if required not in fields:
-                    raise InvalidRequest(f"{required}: is required.", details={"field": required})
+        fields = body_fields(data, kind="budget", editable=EDITABLE_FIELDS, read_only={*READ_ONLY_FIELDS, "currency"},
+                             required=("name", "amount"), partial=partial)
         if "project" in fields:
             slug = fields["project"]
             if slug is not None and not isinstance(slug, str):

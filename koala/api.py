@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from koala.exceptions import InvalidRequest, NotFound
 from organizations.models import ApiKey, Organization, Project
 from organizations.selectors import project_get_by_slug, project_list_visible
+from queries.spec import reject_unstorable_text
 
 
 class TenantMixin:
@@ -96,3 +97,23 @@ class CursorPagination(pagination.CursorPagination):
             "required": ["results", "next"],
             "properties": {"results": schema, "next": {"type": "string", "nullable": True, "format": "uri"}},
         }
+
+
+def body_fields(data, *, kind: str, editable, read_only, required, partial: bool) -> dict:
+    """A copy of a write body's fields once each is known and writable for a `kind`
+    (a PATCH may leave out the `required` ones); InvalidRequest naming the field otherwise.
+    Text PostgreSQL cannot store (NUL, lone surrogates) is refused up front."""
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"The body must be a JSON object with the {kind}'s fields: {', '.join(editable)}.")
+    reject_unstorable_text(data, field="")
+    for name in data:
+        if name in read_only:
+            raise InvalidRequest(f"{name}: is read-only.", details={"field": name})
+        if name not in editable:
+            raise InvalidRequest(f"{str(name)[:40]}: is not a {kind} field; the fields are {', '.join(editable)}.",
+                                 details={"field": str(name)[:40]})
+    if not partial:
+        for name in required:
+            if name not in data:
+                raise InvalidRequest(f"{name}: is required.", details={"field": name})
+    return dict(data)

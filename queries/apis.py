@@ -6,14 +6,14 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
-from koala.api import CursorPagination, TenantAPIView
+from koala.api import CursorPagination, TenantAPIView, body_fields
 from koala.exceptions import InvalidRequest
 from queries.engine import report_csv
 from queries.health import taxonomy_health
 from queries.models import SavedQuery
 from queries.selectors import report_run, saved_query_get, saved_query_list, saved_query_run
 from queries.services import EDITABLE_FIELDS, saved_query_create, saved_query_delete, saved_query_update
-from queries.spec import health_window_parse, reject_unstorable_text
+from queries.spec import health_window_parse
 
 READ_ONLY_FIELDS = ("id", "builtin", "created_at", "updated_at")
 FORMAT_PARAMETER = OpenApiParameter("format", str, enum=["json", "csv"],
@@ -106,20 +106,8 @@ class SavedQueryPagination(CursorPagination):
 class SavedQueryMixin:
     def _fields(self, data, *, partial: bool) -> dict:
         """The body's editable fields, typed; `project` resolved as the key may see it."""
-        if not isinstance(data, dict):
-            raise InvalidRequest("The body must be a JSON object with name, description, project and query.")
-        reject_unstorable_text(data, field="")
-        for name in data:
-            if name in READ_ONLY_FIELDS:
-                raise InvalidRequest(f"{name}: is read-only.", details={"field": name})
-            if name not in EDITABLE_FIELDS:
-                raise InvalidRequest(f"{str(name)[:40]}: is not a saved query field; the fields are "
-                                     f"{', '.join(EDITABLE_FIELDS)}.", details={"field": str(name)[:40]})
-        fields = dict(data)
-        if not partial:
-            for required in ("name", "query"):
-                if required not in fields:
-                    raise InvalidRequest(f"{required}: is required.", details={"field": required})
+        fields = body_fields(data, kind="saved query", editable=EDITABLE_FIELDS, read_only=READ_ONLY_FIELDS,
+                             required=("name", "query"), partial=partial)
         if "description" in fields:
             description = fields["description"]
             if description is None:

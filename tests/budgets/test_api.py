@@ -60,7 +60,8 @@ def test_invalid_bodies_are_400_with_the_contract_body(api_as, full_key, project
         ({**BODY, "filters": {"environment": "production"}}, "filters"),
         ({**BODY, "recipients": ["not-an-email"]}, "recipients"), ({**BODY, "active": "yes"}, "active"),
         ({**BODY, "recipient_roles": ["boss"]}, "recipient_roles"), ({**BODY, "id": 3}, "id"),
-        ({**BODY, "surprise": 1}, "surprise"),
+        ({**BODY, "surprise": 1}, "surprise"), ({**BODY, "name": "ops\x00team"}, "name"),
+        ({**BODY, "recipients": ["ops@acme.test\ud800"]}, "recipients"),
     ]
     for body, field in cases:
         response = post(client, "/api/v1/budgets", body)
