@@ -30,16 +30,32 @@ def _compact(value: Decimal) -> str:
     return f"{value:.2f}" if magnitude < 10 else f"{value:.0f}"
 
 
-def _nice_max(value: Decimal) -> Decimal:
+def _nice_max(value: Decimal, *, counts: bool = False) -> Decimal:
+    """The axis top: a round number at or above `value`, cut into four ticks. Counts
+    whose four steps would not be whole take whole steps of 1, 2 or 5 times a power of
+    ten instead (3 events: 0 1 2 3 4, not 0 1.25 2.50 ...)."""
     if value <= 0:
-        return Decimal(1)
+        return Decimal(4) if counts else Decimal(1)
     exponent = value.adjusted()
     step = Decimal(10) ** exponent
+    top = step * 10
     for factor in (1, 2, 2.5, 5, 10):
         candidate = step * Decimal(str(factor))
         if candidate >= value:
-            return candidate
-    return step * 10
+            top = candidate
+            break
+    if not counts or top / 4 == (top / 4).to_integral_value():
+        return top
+    step = Decimal(1)
+    while True:
+        for factor in (1, 2, 5):
+            if 4 * step * factor >= value:
+                return 4 * step * factor
+        step *= 10
+
+
+def _all_counts(values) -> bool:
+    return all(value == value.to_integral_value() for value in values if value is not None)
 
 
 def _frame(title: str, body: list[str]) -> SafeString:
@@ -85,7 +101,7 @@ def stacked_bars(*, title: str, labels: list[str], series: list[tuple[str, list[
     """One bar per label, one stacked segment per series (negative values are drawn as 0)."""
     totals = [sum((max(values[i] or Decimal(0), Decimal(0)) for _, values in series), Decimal(0))
               for i in range(len(labels))]
-    high = _nice_max(max(totals, default=Decimal(0)))
+    high = _nice_max(max(totals, default=Decimal(0)), counts=_all_counts(totals))
     parts, y, slot = _axis(Decimal(0), high, labels)
     width = max(slot * 0.7, 1)
     for index in range(len(labels)):
@@ -151,7 +167,7 @@ def sparkline(*, title: str, values: list[Decimal]) -> SafeString:
 def lines(*, title: str, labels: list[str], series: list[tuple[str, list[Decimal]]]) -> SafeString:
     """Several lines over the same labels (colours in the order of `series`, as the legend)."""
     every = [value for _, values in series for value in values if value is not None] + [Decimal(0)]
-    high = _nice_max(max(every))
+    high = _nice_max(max(every), counts=_all_counts(every))
     parts, y, slot = _axis(Decimal(0), high, labels)
     for number, (name, values) in enumerate(series):
         points = []
