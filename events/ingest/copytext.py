@@ -41,6 +41,12 @@ def array_literal(items) -> str:
     Also how batch-wide arrays travel as query parameters: one string is far cheaper
     for psycopg to send than a Python list it adapts element by element.
     """
+    if not items:
+        return "{}"
+    joined = '","'.join(items)
+    # Items without quotes or backslashes (nearly all) need no escaping: one join and two scans in C.
+    if "\\" not in joined and joined.count('"') == 2 * (len(items) - 1):
+        return '{"' + joined + '"}'
     quoted = []
     for item in items:
         if "\\" in item or '"' in item:

@@ -20,11 +20,22 @@ class EventProblem(Exception):
         return f"{name}: {messages[0]}"
 
 
+_ZERO = Decimal(0)
+_TOO_LARGE = Decimal(10) ** MAX_INTEGER_DIGITS
+
+
 def invalid(name: str, message: str) -> EventProblem:
     return EventProblem("invalid", {name: [message]})
 
 
 def amount_field(name: str, value, *, nullable: bool) -> Decimal | None:
+    # The common case first, in one expression: a positive JSON number that fits numeric(38, 18)
+    # as sent. 0 < value < 10**20 says finite-looking, not negative, not zero and at most 20
+    # integer digits at once; NaN never gets that far (is_finite), and everything else takes
+    # the full walk below, which words the message.
+    if (type(value) is Decimal and value.is_finite() and _ZERO < value < _TOO_LARGE
+            and value.as_tuple().exponent >= -MAX_FRACTION_DIGITS):
+        return value
     if value is None:
         if nullable:
             return None

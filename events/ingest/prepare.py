@@ -1,16 +1,18 @@
 """One event from raw JSON to a row ready for COPY: validated, normalized, digested."""
 import hashlib
 import uuid
+from itertools import repeat
+from operator import is_
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from events.ingest.copytext import NULL, copy_decimal, copy_int, copy_optional_text, copy_text, copy_text_array
-from events.ingest.fields import (EventProblem, amount_field, check_json_value, invalid, int_or_none, json_value_storable, str_or_none,
+from events.ingest.copytext import NULL, array_literal, copy_decimal, copy_optional_text, copy_text
+from events.ingest.fields import (EventProblem, amount_field, check_json_value, invalid, json_value_storable,
                                   string_list_field, surrogate_field, text_field, timestamp_field, type_name,
                                   unknown_fields_message)
-from events.ingest.limits import (EXACT, EVENT_FIELDS, MAX_EVENT_BYTES, MAX_METADATA_BYTES, json_encoder,
-                                  sizing_encoder, sorted_json_encoder)
+from events.ingest.limits import (EXACT, EVENT_FIELDS, MAX_BIGINT, MAX_EVENT_BYTES, MAX_METADATA_BYTES,
+                                  MAX_METADATA_DEPTH, json_encoder, sizing_encoder, sorted_json_encoder)
 from events.ingest.outcome import Outcome, error_entry
 from events.money.conversion import (UNCONVERTED_FLAG, ConversionOverflow, RateTable, no_rate_message,
                                      rate_table_compiled, reporting_amounts)
@@ -18,6 +20,11 @@ from events.money.pricing import PriceBook, UsageProblem, cost_in_currency, pric
 from events.selectors import taxonomy_compiled
 from organizations.currencies import CURRENCY_CODES
 from organizations.models import ApiKey, Organization
+
+
+# Metadata encoded shorter than this cannot hide a number jsonb refuses without an exponent
+# showing ("1E+1001"): written out in full, such a number is longer (see metadata_encoded).
+_PLAIN_METADATA_BYTES = 1000
 
 
 @dataclass
@@ -48,10 +55,13 @@ class Context:
         return self._prices
 
 
-def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
-    """Validates one raw event; returns (COPY line, project_id, client_id, digest, timestamp, warnings).
+def prepare_event(raw, index: int, context: Context, taxonomy) -> "Prepared":
+    """Validates one raw event; returns it as a row ready for COPY, with what the batch needs of it.
 
-    Raises EventProblem for an event that must be rejected.
+    Raises EventProblem for an event that must be rejected. The checks run in the order
+    the contract's messages depend on (the first problem found is the one reported);
+    the common case is spelled out inline, and anything unusual goes through the
+    helpers of events.ingest.fields, which word the message.
     """
     if not isinstance(raw, dict):
         raise EventProblem("invalid", {"event": [f"must be a JSON object, not {type_name(raw)}"]})
@@ -63,13 +73,15 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
         # event is needed for its size anyway, so catching them here costs nothing.
         raise EventProblem("invalid", {surrogate_field(raw): [
             "contains an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape), which is not text"]}) from None
-    unknown = [name for name in raw if name not in EVENT_FIELDS]
-    if unknown:
-        raise EventProblem("invalid", unknown_fields_message(unknown))
+    if not raw.keys() <= EVENT_FIELDS:
+        raise EventProblem("invalid", unknown_fields_message([name for name in raw if name not in EVENT_FIELDS]))
     if size > MAX_EVENT_BYTES:
         raise EventProblem("too_large", {"event": [f"is {size} bytes serialized; at most 32 KiB"]})
     get = raw.get
-    client_id = text_field("id", get("id"), 128)
+    client_id = get("id")
+    if client_id is not None and not (type(client_id) is str and 0 < len(client_id) <= 128
+                                      and "\x00" not in client_id):
+        text_field("id", client_id, 128)  # raises, naming the problem
     organization = context.organization
     project_slug = get("project")
     if context.api_key.project_id is not None:
@@ -93,17 +105,27 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
         currency = organization.reporting_currency
     if not isinstance(currency, str) or currency not in CURRENCY_CODES:
         raise invalid("currency", f"'{str(currency)[:12]}' is not an ISO 4217 currency code (USD, EUR, ...)")
-    # Spelled out rather than looped: this runs for every event.
-    checked = {
-        "environment": text_field("environment", get("environment"), 64),
-        "provider": text_field("provider", get("provider"), 64),
-        "application": text_field("application", get("application"), 64),
-        "action": text_field("action", get("action"), 64),
-        "userId": text_field("userId", get("userId"), 128),
-        "tags": string_list_field("tags", get("tags"), 64),
-        "traces": string_list_field("traces", get("traces"), 128),
-        "charge": charge,
-    }
+    # Spelled out rather than looped: this runs for every event. A string that passes the
+    # inline test is what text_field() would return; anything else goes there for its message.
+    environment = get("environment")
+    if environment is not None and not (type(environment) is str and 0 < len(environment) <= 64
+                                        and "\x00" not in environment):
+        text_field("environment", environment, 64)
+    provider = get("provider")
+    if provider is not None and not (type(provider) is str and 0 < len(provider) <= 64 and "\x00" not in provider):
+        text_field("provider", provider, 64)
+    application = get("application")
+    if application is not None and not (type(application) is str and 0 < len(application) <= 64
+                                        and "\x00" not in application):
+        text_field("application", application, 64)
+    action = get("action")
+    if action is not None and not (type(action) is str and 0 < len(action) <= 64 and "\x00" not in action):
+        text_field("action", action, 64)
+    user_id = get("userId")
+    if user_id is not None and not (type(user_id) is str and 0 < len(user_id) <= 128 and "\x00" not in user_id):
+        text_field("userId", user_id, 128)
+    tags = string_list_field("tags", get("tags"), 64)
+    traces = string_list_field("traces", get("traces"), 128)
     metadata = get("metadata")
     metadata_json = b"{}"
     if metadata is None:
@@ -111,29 +133,38 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
     elif not isinstance(metadata, dict):
         raise invalid("metadata", f"must be an object, not {type_name(metadata)}")
     elif metadata:
-        if not json_value_storable(metadata, 1):
-            check_json_value(metadata, 1, "metadata")  # the slow walk that names the offending path
-            raise invalid("metadata", "holds a value PostgreSQL cannot store as JSON")
-        metadata_json = json_encoder.encode(metadata)
+        metadata_json = metadata_encoded(metadata)
         if len(metadata_json) > MAX_METADATA_BYTES:
             raise invalid("metadata", f"is {len(metadata_json)} bytes serialized; at most 16 KiB")
 
-    checked["metadata"] = metadata
-    verdict = taxonomy.check(checked)
+    # The taxonomy reads the event as sent: every field it looks at is, once checked above,
+    # what it would find in the checked values (a missing list and an empty one, a null
+    # metadata and an empty one, are the same to it; charge is only tested for None).
+    verdict = taxonomy.check(raw)
     if verdict.errors:
         raise EventProblem("taxonomy_violation", verdict.errors)
-    if verdict.values:
-        checked.update(verdict.values)
-        if "metadata" in verdict.values:
-            metadata = checked["metadata"]
+    values = verdict.values
+    if values:
+        environment = values.get("environment", environment)
+        provider = values.get("provider", provider)
+        application = values.get("application", application)
+        action = values.get("action", action)
+        user_id = values.get("userId", user_id)
+        tags = values.get("tags", tags)
+        traces = values.get("traces", traces)
+        if "metadata" in values:
+            metadata = values["metadata"]
             metadata_json = json_encoder.encode(metadata)
     warnings, flags = verdict.warnings, verdict.flags
     if sent_cost is None:
-        cost, price_ref = computed_cost(metadata, checked["provider"], currency, timestamp, context)
+        cost, price_ref = computed_cost(metadata, provider, currency, timestamp, context)
     else:
         cost, price_ref = sent_cost, None
+    cost_source = "client" if price_ref is None else "computed"
+    cost_text = str(cost)
+    charge_text = NULL if charge is None else str(charge)
     if currency == organization.reporting_currency:  # the common case, without a lookup
-        cost_reporting, charge_reporting, rate_text = str(cost), copy_decimal(charge), NULL
+        cost_reporting, charge_reporting, rate_text = cost_text, charge_text, NULL
     else:
         try:
             reporting = reporting_amounts(cost=cost, charge=charge, currency=currency, table=context.rates,
@@ -153,20 +184,85 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> tuple:
     else:
         # What was sent, not what was computed: a retry after a price change is still a duplicate.
         digest = content_digest(raw, sent_cost, charge)
+
+    # The row. Numbers, timestamps, currency codes, rule codes and the cost source never need
+    # COPY's escapes; the texts a client sent rarely do, so they are tested together once.
+    model = metadata.get("model")
+    model = model[:200] if type(model) is str else None
+    status = metadata.get("status")
+    status = status[:16] if type(status) is str else None
+    error_type = metadata.get("errorType")
+    error_type = error_type[:200] if type(error_type) is str else None
+    tags_text = array_literal(tags) if tags else "{}"
+    traces_text = array_literal(traces) if traces else "{}"
+    metadata_text = metadata_json.decode()
+    flags_text = array_literal(flags) if flags else "{}"
+    probe = (f"{client_id}{environment}{provider}{application}{action}{user_id}{tags_text}{traces_text}"
+             f"{metadata_text}{model}{status}{error_type}{flags_text}{price_ref}")
+    if "\\" in probe or "\t" in probe or "\n" in probe or "\r" in probe:
+        client_id_text, tags_text, traces_text, metadata_text, flags_text = (
+            copy_text(client_id), copy_text(tags_text), copy_text(traces_text), copy_text(metadata_text),
+            copy_text(flags_text))
+        environment, provider, application, action, user_id, model, status, error_type, price_ref = (
+            copy_optional_text(environment), copy_optional_text(provider), copy_optional_text(application),
+            copy_optional_text(action), copy_optional_text(user_id), copy_optional_text(model),
+            copy_optional_text(status), copy_optional_text(error_type), copy_optional_text(price_ref))
+    else:
+        client_id_text = client_id
+        if environment is None:
+            environment = NULL
+        if provider is None:
+            provider = NULL
+        if application is None:
+            application = NULL
+        if action is None:
+            action = NULL
+        if user_id is None:
+            user_id = NULL
+        if model is None:
+            model = NULL
+        if status is None:
+            status = NULL
+        if error_type is None:
+            error_type = NULL
+        if price_ref is None:
+            price_ref = NULL
+    latency = metadata.get("latencyMs")
+    input_tokens = metadata.get("inputTokens")
+    output_tokens = metadata.get("outputTokens")
+    stamp = timestamp.isoformat()
     line = "\t".join((
-        context.organization_text, str(project.pk), copy_text(client_id), timestamp.isoformat(),
-        str(cost), copy_decimal(charge), currency, cost_reporting, charge_reporting,
-        copy_optional_text(checked["environment"]), copy_optional_text(checked["provider"]),
-        copy_optional_text(checked["application"]), copy_optional_text(checked["action"]),
-        copy_optional_text(checked["userId"]), copy_text_array(checked["tags"]), copy_text_array(checked["traces"]),
-        copy_text(metadata_json.decode()),
-        copy_optional_text(str_or_none(metadata.get("model"), 200)), copy_int(int_or_none(metadata.get("latencyMs"))),
-        copy_int(int_or_none(metadata.get("inputTokens"))), copy_int(int_or_none(metadata.get("outputTokens"))),
-        copy_optional_text(str_or_none(metadata.get("status"), 16)),
-        copy_optional_text(str_or_none(metadata.get("errorType"), 200)), copy_text_array(flags),
-        rate_text, "client" if price_ref is None else "computed", copy_optional_text(price_ref),
+        context.organization_text, str(project.pk), client_id_text, stamp, cost_text, charge_text, currency,
+        cost_reporting, charge_reporting, environment, provider, application, action, user_id, tags_text, traces_text,
+        metadata_text, model,
+        str(latency) if type(latency) is int and -MAX_BIGINT <= latency <= MAX_BIGINT else NULL,
+        str(input_tokens) if type(input_tokens) is int and -MAX_BIGINT <= input_tokens <= MAX_BIGINT else NULL,
+        str(output_tokens) if type(output_tokens) is int and -MAX_BIGINT <= output_tokens <= MAX_BIGINT else NULL,
+        status, error_type, flags_text, rate_text, cost_source, price_ref,
     )) + "\n"
-    return line, project.pk, client_id, digest, timestamp, warnings
+    return Prepared(index, line, project.pk, client_id, digest, timestamp, stamp, warnings)
+
+
+def metadata_encoded(metadata: dict) -> bytes:
+    """`metadata` as stored (JSON), once it is known PostgreSQL can store it; raises EventProblem.
+
+    What jsonb cannot hold (NUL characters, NaN, numbers past 1e1000, more than five
+    levels) shows in the encoding of almost any metadata a client sends: no "\\u0000"
+    escape, no exponent, a few containers, a short text. Only metadata that shows
+    something of the kind, or that is long, is walked value by value.
+    """
+    try:
+        encoded = json_encoder.encode(metadata)
+    except TypeError:  # NaN or Infinity (NonFinite), which only the walk words
+        encoded = None
+    if (encoded is None or len(encoded) > _PLAIN_METADATA_BYTES or b"\\u0000" in encoded or b"E" in encoded
+            or encoded.count(b"{") + encoded.count(b"[") > MAX_METADATA_DEPTH):
+        if not json_value_storable(metadata, 1):
+            check_json_value(metadata, 1, "metadata")  # the slow walk that names the offending path
+            raise invalid("metadata", "holds a value PostgreSQL cannot store as JSON")
+        if encoded is None:
+            encoded = json_encoder.encode(metadata)
+    return encoded
 
 
 def computed_cost(metadata: dict, provider: str | None, currency: str, timestamp: datetime,
@@ -195,10 +291,12 @@ def computed_cost(metadata: dict, provider: str | None, currency: str, timestamp
 def content_digest(raw: dict, cost: Decimal | None, charge: Decimal | None) -> bytes:
     """A digest of the event as sent: 142, "142" and 142.0 are the same amount, a field
     sent as null is the same as one left out, and so is `project`, which the key holds."""
-    canonical = dict(raw)
-    for name, value in raw.items():  # `is None`, not `None in values()`: that calls every __eq__
-        if value is None:
-            del canonical[name]
+    # A copy either way (the event itself is left as sent). Tested by identity in C:
+    # `None in values()` would call Decimal.__eq__, which asks numbers.Rational (Python).
+    if any(map(is_, raw.values(), repeat(None))):
+        canonical = {name: value for name, value in raw.items() if value is not None}
+    else:
+        canonical = raw.copy()
     canonical.pop("project", None)
     # The exact context: amounts have up to 38 digits, the default context keeps 28.
     if cost is not None:
@@ -208,7 +306,7 @@ def content_digest(raw: dict, cost: Decimal | None, charge: Decimal | None) -> b
     return hashlib.blake2b(sorted_json_encoder.encode(canonical), digest_size=16).digest()
 
 
-@dataclass
+@dataclass(slots=True)
 class Prepared:
     index: int
     line: str
@@ -216,10 +314,12 @@ class Prepared:
     client_id: str
     digest: bytes | None
     timestamp: datetime
+    # timestamp.isoformat(), as the row has it: the key claim sends it too.
+    stamp: str
     warnings: dict
 
 
-@dataclass
+@dataclass(slots=True)
 class Repeat:
     """A later occurrence of an id already seen in the same batch."""
 
@@ -237,18 +337,17 @@ def prepare_batch(events: list, context: Context, outcome: Outcome) -> tuple[lis
     seen: set[tuple[int, str]] = set()
     for index, raw in enumerate(events):
         try:
-            line, project_id, client_id, digest, timestamp, warnings = prepare_event(raw, index, context, taxonomy)
+            item = prepare_event(raw, index, context, taxonomy)
         except EventProblem as problem:
             outcome.rejected += 1
             outcome.errors.append(error_entry(index, raw, problem.code, problem.fields, problem.message()))
             continue
-        if digest is not None:
-            if (project_id, client_id) in seen:
+        if item.digest is not None:
+            key = (item.project_id, item.client_id)
+            if key in seen:
                 # Judged once the batch knows what its first occurrence became (settle_repeats).
-                repeats.append(Repeat(index, project_id, client_id, digest))
+                repeats.append(Repeat(index, item.project_id, item.client_id, item.digest))
                 continue
-            seen.add((project_id, client_id))
-        prepared.append(Prepared(index, line, project_id, client_id, digest, timestamp, warnings))
+            seen.add(key)
+        prepared.append(item)
     return prepared, repeats
-
-
