@@ -8,9 +8,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from events.ingest.copytext import NULL, array_literal, copy_decimal, copy_optional_text, copy_text
-from events.ingest.fields import (EventProblem, amount_field, check_json_value, invalid, json_value_storable,
-                                  string_list_field, surrogate_field, text_field, timestamp_field, type_name,
-                                  unknown_fields_message)
+from events.ingest.fields import (EventProblem, amount_field, check_json_value, exact_amount_text, invalid,
+                                  json_value_storable, string_list_field, surrogate_field, text_field,
+                                  timestamp_field, type_name, unknown_fields_message)
 from events.ingest.limits import (EXACT, EVENT_FIELDS, MAX_BIGINT, MAX_EVENT_BYTES, MAX_METADATA_BYTES,
                                   MAX_METADATA_DEPTH, json_encoder, sizing_encoder, sorted_json_encoder)
 from events.ingest.outcome import Outcome, error_entry
@@ -98,8 +98,15 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> "Prepared":
             known = ", ".join(sorted(context.projects_by_slug)[:10])
             raise invalid("project", f"'{project_slug[:64]}' is not a project of this organization (known: {known})")
     timestamp = timestamp_field(get("timestamp"), context.now)
-    sent_cost = amount_field("cost", get("cost"), nullable=True)
-    charge = amount_field("charge", get("charge"), nullable=True)
+    sent_cost = get("cost")
+    cost_text = exact_amount_text(sent_cost)
+    if cost_text is None:
+        sent_cost = amount_field("cost", sent_cost, nullable=True)
+    charge = get("charge")
+    charge_text = exact_amount_text(charge)
+    if charge_text is None:
+        charge = amount_field("charge", charge, nullable=True)
+        charge_text = NULL if charge is None else str(charge)
     currency = get("currency")
     if currency is None:  # absent or null, like every optional field
         currency = organization.reporting_currency
@@ -158,11 +165,12 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> "Prepared":
     warnings, flags = verdict.warnings, verdict.flags
     if sent_cost is None:
         cost, price_ref = computed_cost(metadata, provider, currency, timestamp, context)
+        cost_text = str(cost)
     else:
         cost, price_ref = sent_cost, None
+        if cost_text is None:
+            cost_text = str(cost)
     cost_source = "client" if price_ref is None else "computed"
-    cost_text = str(cost)
-    charge_text = NULL if charge is None else str(charge)
     if currency == organization.reporting_currency:  # the common case, without a lookup
         cost_reporting, charge_reporting, rate_text = cost_text, charge_text, NULL
     else:
