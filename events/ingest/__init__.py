@@ -6,7 +6,9 @@ for the ids that were already there (duplicate vs id_conflict), and one COPY of
 the new rows into the partitioned event table, all in one transaction. Events are
 checked in plain Python against rules compiled once per organization.
 """
+import gc
 import logging
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
@@ -38,12 +40,37 @@ def _run_committed_hooks(organization_id: int, project_ids: list[int], first: da
             logger.exception("events.ingest_hook_failed", extra={"organization_id": organization_id})
 
 
+@contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector off for the duration, then back as it was.
+
+    A batch allocates tens of thousands of dicts, lists and rows that live until the
+    response: each few hundred allocations wake the collector, which then walks them,
+    and every so often the whole heap (Django, DRF, the app), for cycles a batch never
+    makes (JSON values and our rows form none). About 10% of the batch's CPU. Memory is
+    still freed by reference counting; a cycle made meanwhile elsewhere waits a batch.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def event_ingest_batch(*, raw_body: bytes, api_key: ApiKey, dry_run: bool = False) -> tuple[int, dict]:
     """Validates and (unless `dry_run`) stores a request's events.
 
     Returns the HTTP status (200, 207, or 422 for a single rejected event) and the
     contract's response body. Rows stored == `accepted`, always.
     """
+    with _collector_paused():
+        return _ingest_batch(raw_body, api_key, dry_run)
+
+
+def _ingest_batch(raw_body: bytes, api_key: ApiKey, dry_run: bool) -> tuple[int, dict]:
     events, single = parse_body(raw_body)
     organization = api_key.organization
     projects_by_slug = {}
