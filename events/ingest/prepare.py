@@ -1,8 +1,6 @@
 """One event from raw JSON to a row ready for COPY: validated, normalized, digested."""
 import hashlib
 import uuid
-from itertools import repeat
-from operator import is_
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -66,7 +64,7 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> "Prepared":
     if not isinstance(raw, dict):
         raise EventProblem("invalid", {"event": [f"must be a JSON object, not {type_name(raw)}"]})
     try:
-        size = len(sizing_encoder.encode(raw))
+        encoded = sizing_encoder.encode(raw)
     except UnicodeEncodeError:
         # JSON's \ud800 escapes can smuggle in unpaired surrogates, which are not text:
         # PostgreSQL cannot store them, and no message may echo them. Encoding the
@@ -75,8 +73,8 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> "Prepared":
             "contains an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape), which is not text"]}) from None
     if not raw.keys() <= EVENT_FIELDS:
         raise EventProblem("invalid", unknown_fields_message([name for name in raw if name not in EVENT_FIELDS]))
-    if size > MAX_EVENT_BYTES:
-        raise EventProblem("too_large", {"event": [f"is {size} bytes serialized; at most 32 KiB"]})
+    if len(encoded) > MAX_EVENT_BYTES:
+        raise EventProblem("too_large", {"event": [f"is {len(encoded)} bytes serialized; at most 32 KiB"]})
     get = raw.get
     client_id = get("id")
     if client_id is not None and not (type(client_id) is str and 0 < len(client_id) <= 128
@@ -191,7 +189,7 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> "Prepared":
         digest = None
     else:
         # What was sent, not what was computed: a retry after a price change is still a duplicate.
-        digest = content_digest(raw, sent_cost, charge)
+        digest = content_digest(raw, sent_cost, charge, cost_text, charge_text, encoded)
 
     # The row. Numbers, timestamps, currency codes, rule codes and the cost source never need
     # COPY's escapes; the texts a client sent rarely do, so they are tested together once.
@@ -296,22 +294,34 @@ def computed_cost(metadata: dict, provider: str | None, currency: str, timestamp
     return amount, price.ref
 
 
-def content_digest(raw: dict, cost: Decimal | None, charge: Decimal | None) -> bytes:
+def content_digest(raw: dict, cost: Decimal | None, charge: Decimal | None, cost_text: str, charge_text: str,
+                   encoded: bytes) -> bytes:
     """A digest of the event as sent: 142, "142" and 142.0 are the same amount, a field
-    sent as null is the same as one left out, and so is `project`, which the key holds."""
-    # A copy either way (the event itself is left as sent). Tested by identity in C:
-    # `None in values()` would call Decimal.__eq__, which asks numbers.Rational (Python).
-    if any(map(is_, raw.values(), repeat(None))):
+    sent as null is the same as one left out, and so is `project`, which the key holds.
+
+    `cost_text` and `charge_text` are str() of the amounts, `encoded` the event as
+    sizing_encoder wrote it: without ":null" in it, no field is null.
+    """
+    if b":null" in encoded:
         canonical = {name: value for name, value in raw.items() if value is not None}
     else:
-        canonical = raw.copy()
+        canonical = raw.copy()  # the event itself is left as sent
     canonical.pop("project", None)
-    # The exact context: amounts have up to 38 digits, the default context keeps 28.
     if cost is not None:
-        canonical["cost"] = str(cost.normalize(EXACT))
+        canonical["cost"] = canonical_amount(cost, cost_text)
     if charge is not None:
-        canonical["charge"] = str(charge.normalize(EXACT))
+        canonical["charge"] = canonical_amount(charge, charge_text)
     return hashlib.blake2b(sorted_json_encoder.encode(canonical), digest_size=16).digest()
+
+
+def canonical_amount(amount: Decimal, text: str) -> str:
+    """str(amount.normalize()): one spelling per amount ("142", "142.0" -> "142")."""
+    # Digits after a point, the last not a zero, no exponent: normalize() would change
+    # nothing that str() shows (amounts have at most 38 digits, so it never rounds).
+    if text[-1] != "0" and "." in text and "E" not in text:
+        return text
+    # The exact context: amounts have up to 38 digits, the default context keeps 28.
+    return str(amount.normalize(EXACT))
 
 
 @dataclass(slots=True)
