@@ -56,7 +56,9 @@ def array_literal(items) -> str:
 
 
 def bytea_array_literal(items) -> str:
-    return "{" + ",".join(['"\\\\x' + item.hex() + '"' for item in items]) + "}"
+    if not items:
+        return "{}"
+    return '{"\\\\x' + '","\\\\x'.join(map(bytes.hex, items)) + '"}'
 
 
 def copy_text_array(items) -> str:
