@@ -11,7 +11,8 @@ from events.ingest.fields import (EventProblem, amount_field, check_json_value, 
                                   json_value_storable, string_list_field, surrogate_field, text_field,
                                   timestamp_field, type_name, unknown_fields_message)
 from events.ingest.limits import (EXACT, EVENT_FIELDS, MAX_BIGINT, MAX_EVENT_BYTES, MAX_METADATA_BYTES,
-                                  MAX_METADATA_DEPTH, json_encoder, sizing_encoder, sorted_json_encoder)
+                                  MAX_METADATA_DEPTH, MAX_METADATA_EXPONENT, json_encoder, sizing_encoder,
+                                  sorted_json_encoder)
 from events.ingest.outcome import Outcome, error_entry
 from events.money.conversion import (UNCONVERTED_FLAG, ConversionOverflow, RateTable, no_rate_message,
                                      rate_table_compiled, reporting_amounts)
@@ -25,9 +26,10 @@ from organizations.models import ApiKey, Organization
 # PostgreSQL as sent: it reads the same instant from it that datetime.fromisoformat() did
 # (which has checked the date), and formatting a datetime costs more than this match.
 _PLAIN_UTC_STAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|\+00:00)")
-# Metadata encoded shorter than this cannot hide a number jsonb refuses without an exponent
-# showing ("1E+1001"): written out in full, such a number is longer (see metadata_encoded).
-_PLAIN_METADATA_BYTES = 1000
+# Metadata encoded in at most this many bytes cannot hide a number fields.check_json_value()
+# refuses without an exponent showing ("1E+1001"): written out without one, such a number
+# has more digits than this (see metadata_encoded). Tied to the limit, so they move together.
+_PLAIN_METADATA_BYTES = MAX_METADATA_EXPONENT
 
 
 @dataclass
