@@ -3,6 +3,7 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime
 from decimal import Decimal
 
@@ -40,12 +41,27 @@ class Context:
     now: datetime
     # Column texts shared by every row of the batch, formatted once.
     organization_text: str = ""
+    # api_key.project_id, read once: a foreign key's attribute is a Python descriptor call.
+    project_key: bool = False
     # Compiled on first need: a batch in the reporting currency with costs sent needs neither.
     _rates: RateTable | None = None
     _prices: PriceBook | None = None
 
     def __post_init__(self):
         self.organization_text = str(self.organization.pk)
+        self.project_key = self.api_key.project_id is not None
+
+    @cached_property
+    def key_project(self) -> tuple:
+        """(project, pk, pk as text) of a project key: Django's related descriptor and `pk`
+        property are Python calls, too dear to run for every event."""
+        project = self.api_key.project
+        return project, project.pk, str(project.pk)
+
+    @cached_property
+    def projects(self) -> dict:
+        """{slug: (project, pk, pk as text)} for an organization key."""
+        return {slug: (project, project.pk, str(project.pk)) for slug, project in self.projects_by_slug.items()}
 
     @property
     def rates(self) -> RateTable:
@@ -89,8 +105,8 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> "Prepared":
         text_field("id", client_id, 128)  # raises, naming the problem
     organization = context.organization
     project_slug = get("project")
-    if context.api_key.project_id is not None:
-        project = context.api_key.project
+    if context.project_key:
+        project, project_id, project_text = context.key_project
         if project_slug is not None and project_slug != project.slug:
             raise invalid("project", f"this key sends events for '{project.slug}' only, not '{project_slug}'")
     elif project_slug is None:
@@ -98,10 +114,11 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> "Prepared":
     else:
         if not isinstance(project_slug, str):
             raise invalid("project", f"must be a project slug string, not {type_name(project_slug)}")
-        project = context.projects_by_slug.get(project_slug)
-        if project is None:
+        found = context.projects.get(project_slug)
+        if found is None:
             known = ", ".join(sorted(context.projects_by_slug)[:10])
             raise invalid("project", f"'{project_slug[:64]}' is not a project of this organization (known: {known})")
+        project, project_id, project_text = found
     client_stamp = get("timestamp")
     timestamp = timestamp_field(client_stamp, context.now)
     sent_cost = get("cost")
@@ -247,7 +264,7 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> "Prepared":
     stamp = client_stamp if type(client_stamp) is str and _PLAIN_UTC_STAMP.fullmatch(client_stamp) else \
         timestamp.isoformat()
     line = "\t".join((
-        context.organization_text, str(project.pk), client_id_text, stamp, cost_text, charge_text, currency,
+        context.organization_text, project_text, client_id_text, stamp, cost_text, charge_text, currency,
         cost_reporting, charge_reporting, environment, provider, application, action, user_id, tags_text, traces_text,
         metadata_text, model,
         str(latency) if type(latency) is int and -MAX_BIGINT <= latency <= MAX_BIGINT else NULL,
@@ -255,7 +272,7 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> "Prepared":
         str(output_tokens) if type(output_tokens) is int and -MAX_BIGINT <= output_tokens <= MAX_BIGINT else NULL,
         status, error_type, flags_text, rate_text, cost_source, price_ref,
     )) + "\n"
-    return Prepared(index, line, project.pk, client_id, digest, timestamp, stamp, warnings)
+    return Prepared(index, line, project_id, client_id, digest, timestamp, stamp, warnings)
 
 
 def metadata_encoded(metadata: dict) -> bytes:
