@@ -41,6 +41,12 @@ def array_literal(items) -> str:
     Also how batch-wide arrays travel as query parameters: one string is far cheaper
     for psycopg to send than a Python list it adapts element by element.
     """
+    if not items:
+        return "{}"
+    joined = '","'.join(items)
+    # Items without quotes or backslashes (nearly all) need no escaping: one join and two scans in C.
+    if "\\" not in joined and joined.count('"') == 2 * (len(items) - 1):
+        return '{"' + joined + '"}'
     quoted = []
     for item in items:
         if "\\" in item or '"' in item:
@@ -50,7 +56,9 @@ def array_literal(items) -> str:
 
 
 def bytea_array_literal(items) -> str:
-    return "{" + ",".join(['"\\\\x' + item.hex() + '"' for item in items]) + "}"
+    if not items:
+        return "{}"
+    return '{"\\\\x' + '","\\\\x'.join(map(bytes.hex, items)) + '"}'
 
 
 def copy_text_array(items) -> str:

@@ -20,8 +20,27 @@ class EventProblem(Exception):
         return f"{name}: {messages[0]}"
 
 
+_ZERO = Decimal(0)
+_TOO_LARGE = Decimal(10) ** MAX_INTEGER_DIGITS
+
+
 def invalid(name: str, message: str) -> EventProblem:
     return EventProblem("invalid", {name: [message]})
+
+
+def exact_amount_text(value) -> str | None:
+    """str(value) when amount_field() would return `value` itself, else None.
+
+    The common case, for the hot path: a positive JSON number that fits numeric(38, 18)
+    as sent. One chained comparison says not NaN (is_finite), > 0 and under 10**20
+    digits; the text that the row needs anyway says the scale: without an exponent,
+    str() shows -exponent digits after the point (none when the exponent is 0).
+    """
+    if type(value) is Decimal and value.is_finite() and _ZERO < value < _TOO_LARGE:
+        text = str(value)
+        if "E" not in text and len(text) - text.find(".") <= MAX_FRACTION_DIGITS + 1:
+            return text
+    return None
 
 
 def amount_field(name: str, value, *, nullable: bool) -> Decimal | None:

@@ -1,5 +1,6 @@
 """Writing a validated batch: claim ids, sort out repeats, COPY the new rows; one transaction."""
 import logging
+from operator import attrgetter
 
 import psycopg.errors
 from django.db import OperationalError, connection, transaction
@@ -26,6 +27,7 @@ FROM events_eventkey k
 JOIN unnest(%s::bigint[], %s::text[]) AS wanted(project_id, client_id) USING (project_id, client_id)
 WHERE k.organization_id = %s
 """
+_BY_KEY = attrgetter("project_id", "client_id")
 _COPY_EVENTS = "COPY events_event ({}) FROM STDIN".format(", ".join(f'"{name}"' for name in COPY_COLUMNS))
 
 
@@ -47,12 +49,12 @@ def write_batch(cursor, organization_id: int, prepared: list[Prepared], repeats:
     Keys are claimed in a fixed order so concurrent batches with the same ids wait
     for each other instead of deadlocking; the loser sees the winner's rows.
     """
-    keyed = sorted((p for p in prepared if p.digest is not None), key=lambda p: (p.project_id, p.client_id))
+    keyed = sorted([p for p in prepared if p.digest is not None], key=_BY_KEY)
     claimed: set = set()
     if keyed:
         cursor.execute(_CLAIM_KEYS, [
             organization_id, _ids(keyed), array_literal([p.client_id for p in keyed]),
-            bytea_array_literal([p.digest for p in keyed]), array_literal([p.timestamp.isoformat() for p in keyed]),
+            bytea_array_literal([p.digest for p in keyed]), array_literal([p.stamp for p in keyed]),
         ])
         claimed = set(cursor.fetchall())
     unclaimed = [p for p in keyed if (p.project_id, p.client_id) not in claimed]
