@@ -108,7 +108,9 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> "Prepared":
     if context.project_key:
         project, project_id, project_text = context.key_project
         if project_slug is not None and project_slug != project.slug:
-            raise invalid("project", f"this key sends events for '{project.slug}' only, not '{project_slug}'")
+            if not isinstance(project_slug, str):  # never echo a number's or object's repr
+                raise invalid("project", f"must be a project slug string, not {type_name(project_slug)}")
+            raise invalid("project", f"this key sends events for '{project.slug}' only, not '{project_slug[:64]}'")
     elif project_slug is None:
         raise invalid("project", "is required with an organization key: name the project's slug")
     else:

@@ -1,4 +1,5 @@
 """POST /api/v1/events and /events/validate: the response contract and what is stored."""
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -181,6 +182,12 @@ def test_a_project_key_rejects_another_project_and_accepts_its_own(api_as, inges
     assert response.json()["errors"][0]["fields"]["project"] == [
         "this key sends events for 'assistant-api' only, not 'billing'"]
     assert not stored(organization).exists()
+    for sent in ("NaN", "12", '{"a": 1}'):
+        body = json.dumps({"events": [an_event(id="evt_odd")]}).replace('"id": "evt_odd"', f'"id": "evt_odd", "project": {sent}')
+        response = client.post("/api/v1/events", body, content_type="application/json")
+        message = response.json()["errors"][0]["fields"]["project"][0]
+        assert response.json()["rejected"] == 1 and message.startswith("must be a project slug string, not "), message
+        assert "object at 0x" not in message and "Decimal" not in message
 
     response = send(client, {"events": [an_event(id="evt_same", project="assistant-api"), an_event(id="evt_absent")]})
     assert response.status_code == 200 and response.json()["accepted"] == 2
