@@ -242,24 +242,12 @@ def prepare_event(raw, index: int, context: Context, taxonomy) -> "Prepared":
             copy_optional_text(status), copy_optional_text(error_type), copy_optional_text(price_ref))
     else:
         client_id_text = client_id
-        if environment is None:
-            environment = NULL
-        if provider is None:
-            provider = NULL
-        if application is None:
-            application = NULL
-        if action is None:
-            action = NULL
-        if user_id is None:
-            user_id = NULL
-        if model is None:
-            model = NULL
-        if status is None:
-            status = NULL
-        if error_type is None:
-            error_type = NULL
-        if price_ref is None:
-            price_ref = NULL
+        environment, provider, application, action, user_id, model, status, error_type, price_ref = (
+            NULL if environment is None else environment, NULL if provider is None else provider,
+            NULL if application is None else application, NULL if action is None else action,
+            NULL if user_id is None else user_id, NULL if model is None else model,
+            NULL if status is None else status, NULL if error_type is None else error_type,
+            NULL if price_ref is None else price_ref)
     latency = metadata.get("latencyMs")
     input_tokens = metadata.get("inputTokens")
     output_tokens = metadata.get("outputTokens")
