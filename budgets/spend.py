@@ -32,12 +32,12 @@ from django.db import connection, transaction
 
 from budgets.models import Budget
 from budgets.periods import Period, period_containing
+from queries.rollups.fold import WATERMARK
 
 ZERO = Decimal(0)
 SPIKE_BASELINE_DAYS = 7
 ROLLUP_DIMENSIONS = ("environment", "provider", "application", "action", "model")
 HOURLY_DIMENSIONS = ("environment", "provider")
-WATERMARK = "(SELECT watermark FROM queries_rollup_state WHERE id = 1)"
 
 
 def dimension_filters(alias: str, names=ROLLUP_DIMENSIONS) -> str:

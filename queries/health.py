@@ -17,7 +17,7 @@ from events.taxonomy.naming import closest, is_snake_case, suggest_snake_case
 from koala.money import money_str
 from organizations.models import ApiKey, Organization
 from queries.rollups.definitions import DAILY, DAILY_HEALTH, Rollup
-from queries.rollups.fold import event_columns
+from queries.rollups.fold import current_rows, event_columns
 from queries.selectors import report_cursor, report_scope
 from queries.spec import ReportSpec
 
@@ -29,18 +29,14 @@ def _share(part: int, whole: int) -> float | None:
 
 
 def _relation(rollup: Rollup, *, aggregated: bool) -> str:
-    """The rollup table, or the same rows computed from the raw events of the window."""
+    """The rollup's rows (folded and not yet folded), or the same rows computed from
+    the raw events of the window."""
     if aggregated:
-        return rollup.table
-    keys = ", ".join(f"{sql} AS {column}" for column, sql in rollup.keys)
-    measures = ", ".join(f"{sql} AS {column}" for column, sql in rollup.measures)
-    positions = ", ".join(str(index + 1) for index in range(1 + len(rollup.keys)))
-    return (
-        f"(SELECT e.organization_id, {keys}, {measures} FROM (SELECT {event_columns()} FROM events_event e "
+        return current_rows(rollup)
+    return "(" + rollup.grouped_select(
+        f"(SELECT {event_columns()} FROM events_event e "
         "WHERE e.organization_id = %(organization_id)s AND e.project_id = ANY(%(project_ids)s) "
-        'AND e."timestamp" >= %(start)s AND e."timestamp" < %(end)s) e, (SELECT %(tz)s::text AS tz) z'
-        f"{rollup.lateral} GROUP BY {positions})"
-    )
+        'AND e."timestamp" >= %(start)s AND e."timestamp" < %(end)s) e, (SELECT %(tz)s::text AS tz) z') + ")"
 
 
 _WHERE = ("WHERE r.organization_id = %(organization_id)s AND r.project_id = ANY(%(project_ids)s) "
@@ -133,7 +129,8 @@ def taxonomy_health(*, organization: Organization, api_key: ApiKey | None, start
     aggregated = aligned and scope.rollups
     end_day = local_end.date() if local_end.time() == time(0) else local_end.date() + timedelta(days=1)
     params = {"organization_id": organization.pk, "project_ids": list(scope.project_ids), "tz": organization.timezone,
-              "start": start, "end": end, "start_day": local_start.date(), "end_day": end_day}
+              "start": start, "end": end, "start_day": local_start.date(), "end_day": end_day,
+              "unfolded_from": scope.unfolded_from}
     with report_cursor(organization=organization, source="rollups" if aggregated else "events") as cursor:
         daily = _daily_facts(cursor, _relation(DAILY, aggregated=aggregated), params)
         health = _health_facts(cursor, _relation(DAILY_HEALTH, aggregated=aggregated), params)

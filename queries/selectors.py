@@ -14,7 +14,7 @@ from organizations.models import ApiKey, Organization, Project
 from organizations.selectors import project_list_visible
 from queries.engine import Scope, compile_report
 from queries.models import SavedQuery
-from queries.rollups import rollup_zone
+from queries.rollups import rollup_state
 from queries.rollups.fold import READ_ONLY_APPLICATION
 from queries.spec import ReportSpec, report_spec_parse, run_window_parse
 
@@ -44,10 +44,10 @@ def report_scope(*, organization: Organization, api_key: ApiKey | None, spec: Re
             if slug not in ids_by_slug:
                 raise NotFound(f"No project '{slug}'.", details={"field": "projects"})
         project_ids = [ids_by_slug[slug] for slug in spec.projects]
+    zone, watermark = rollup_state(organization_id=organization.pk)
     return Scope(organization_id=organization.pk, project_ids=tuple(sorted(project_ids)),
                  timezone=organization.timezone,
-                 rollups=settings.REPORTS_USE_ROLLUPS
-                 and rollup_zone(organization_id=organization.pk) == organization.timezone)
+                 rollups=settings.REPORTS_USE_ROLLUPS and zone == organization.timezone, unfolded_from=watermark)
 
 
 def _iso(moment: datetime, tz: ZoneInfo) -> str:

@@ -14,6 +14,7 @@ and the window; every value travels as a psycopg parameter. Its shape:
 """
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from queries.engine.metrics import METRICS, TOTALS_ONLY_PARTS, report_parts
@@ -33,6 +34,9 @@ class Scope:
     timezone: str
     # The organization's rollups are built in its current zone (queries_rollup_zone).
     rollups: bool = False
+    # The rollups' watermark, read before the statement runs: the planner's estimate
+    # of the events not folded yet (queries.rollups.unfolded_rows).
+    unfolded_from: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,7 @@ def compile_report(spec: ReportSpec, scope: Scope, *, source: Source | None = No
     params = {
         "organization_id": scope.organization_id, "project_ids": list(scope.project_ids),
         "start": spec.start, "end": spec.end, "tz": scope.timezone, "row_limit": spec.limit + 1,
+        "unfolded_from": scope.unfolded_from,
     }
     where = " AND ".join(_conditions(spec, source, params))
     groups = [source.group(name) for name in spec.group_by]

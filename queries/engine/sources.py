@@ -12,6 +12,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from queries.engine.metrics import report_parts
+from queries.rollups import definitions, current_rows, unfolded_rows
 from queries.spec import ReportSpec
 
 
@@ -126,7 +127,8 @@ _AS_INSTANT = "({}::timestamp AT TIME ZONE %(tz)s)"
 
 
 class Rollup(Source):
-    """A daily rollup table: rows per organization, local day, project and `dimensions`."""
+    """A daily rollup: rows per organization, local day, project and `dimensions`,
+    those folded and those of the events received since (queries.rollups.current_rows)."""
 
     def __init__(self, name: str, relation: str, dimensions: dict, parts: dict, filters: frozenset):
         self.name, self.relation = name, relation
@@ -180,33 +182,33 @@ _AMOUNT_PARTS = {
 
 
 DAILY = Rollup(
-    "rollup_daily", "queries_rollup_daily", {**_DIMENSIONS, "status": "e.status"},
+    "rollup_daily", current_rows(definitions.DAILY), {**_DIMENSIONS, "status": "e.status"},
     {**_AMOUNT_PARTS, "latency_sum": "sum(e.latency_sum)", "latency_count": "COALESCE(sum(e.latency_count), 0)::bigint"},
     frozenset(("environment", "provider", "model", "application", "action", "status")),
 )
 DAILY_USER = Rollup(
-    "rollup_daily_user", "queries_rollup_daily_user", {"environment": "e.environment", "user": "e.user_id"},
+    "rollup_daily_user", current_rows(definitions.DAILY_USER), {"environment": "e.environment", "user": "e.user_id"},
     {**_AMOUNT_PARTS, "users": "count(DISTINCT e.user_id)"},
     frozenset(("environment", "user")),
 )
 class WeeklyAndDailyUser(Rollup):
     """The customer rollup for windows holding whole weeks: those weeks from the weekly
     rows (one per customer and week instead of seven), the days before the first and
-    after the last whole week from the daily rows. Weekly rows stand on their Monday."""
+    after the last whole week from the daily rows, and the events not folded yet.
+    Weekly rows stand on their Monday."""
 
-    _MEASURES = ("event_count, error_count, cost, charge, margin, uncharged_count, uncharged_cost, "
-                 "unconverted_count")
     _RELATION = (
-        "(SELECT organization_id, project_id, day, environment, user_id, {measures} "
-        "FROM queries_rollup_daily_user WHERE organization_id = %(organization_id)s "
+        "(SELECT {daily} FROM queries_rollup_daily_user WHERE organization_id = %(organization_id)s "
         "AND ((day >= %(start_day)s AND day < %(whole_from)s) OR (day >= %(whole_to)s AND day < %(end_day)s)) "
-        "UNION ALL SELECT organization_id, project_id, week, environment, user_id, {measures} "
-        "FROM queries_rollup_weekly_user WHERE organization_id = %(organization_id)s "
-        "AND week >= %(whole_from)s AND week < %(whole_to)s)"
+        "UNION ALL SELECT {weekly} FROM queries_rollup_weekly_user WHERE organization_id = %(organization_id)s "
+        "AND week >= %(whole_from)s AND week < %(whole_to)s UNION ALL {unfolded})"
     )
 
     def __init__(self, daily: Rollup):
-        super().__init__("rollup_weekly_user", self._RELATION.format(measures=self._MEASURES),
+        relation = self._RELATION.format(
+            daily=", ".join(definitions.DAILY_USER.columns), weekly=", ".join(definitions.WEEKLY_USER.columns),
+            unfolded=unfolded_rows(definitions.DAILY_USER))
+        super().__init__("rollup_weekly_user", relation,
                          {"environment": "e.environment", "user": "e.user_id"}, daily._parts, daily._filters)
         self._groups = frozenset(("week", "project", "environment", "user"))
 
@@ -244,7 +246,7 @@ class LatencyHistogram(Rollup):
 
 
 DAILY_LATENCY = LatencyHistogram(
-    "rollup_daily_latency", "queries_rollup_daily_latency", _DIMENSIONS,
+    "rollup_daily_latency", current_rows(definitions.DAILY_LATENCY), _DIMENSIONS,
     {
         "count": "COALESCE(sum(e.event_count), 0)::bigint",
         "unconverted_count": "COALESCE(sum(e.unconverted_count), 0)::bigint",

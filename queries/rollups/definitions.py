@@ -38,6 +38,18 @@ class Rollup:
     def measure_columns(self) -> tuple[str, ...]:
         return tuple(column for column, _ in self.measures)
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The table's columns, in the order grouped_select() gives them."""
+        return ("organization_id",) + self.key_columns + self.measure_columns
+
+    def grouped_select(self, source: str) -> str:
+        """SELECT of this rollup's rows (`columns`) grouping the events of `source`
+        (rows aliased e, with the zone as z.tz)."""
+        selects = ["e.organization_id"] + [f"{sql} AS {column}" for column, sql in (*self.keys, *self.measures)]
+        positions = ", ".join(str(index + 1) for index in range(1 + len(self.keys)))
+        return f"SELECT {', '.join(selects)} FROM {source}{self.lateral} GROUP BY {positions}"
+
 
 DAY = ("day", "(e.\"timestamp\" AT TIME ZONE z.tz)::date")
 PROJECT = ("project_id", "e.project_id")

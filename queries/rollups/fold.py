@@ -48,6 +48,8 @@ def event_columns() -> str:
     return _EVENT_COLUMNS
 
 
+# Every event received before it is in the rollups; every event received since is not.
+WATERMARK = "(SELECT watermark FROM queries_rollup_state WHERE id = 1)"
 _LOCK = "SELECT watermark FROM queries_rollup_state WHERE id = 1 FOR UPDATE"
 _HORIZON = """
 SELECT least(now(), COALESCE(min(a.xact_start), 'infinity')) - %(margin)s
@@ -60,13 +62,9 @@ WHERE a.datname = current_database() AND a.backend_type = 'client backend'
 
 def _aggregate(rollup: Rollup, source: str) -> str:
     """INSERT ... SELECT grouping `source` (rows aliased e, zone z) into the rollup."""
-    columns = ("organization_id",) + rollup.key_columns + rollup.measure_columns
-    selects = ["e.organization_id"] + [sql for _, sql in rollup.keys] + [sql for _, sql in rollup.measures]
-    positions = ", ".join(str(index + 1) for index in range(1 + len(rollup.keys)))
     updates = ", ".join(f"{column} = t.{column} + EXCLUDED.{column}" for column in rollup.measure_columns)
     return (
-        f"INSERT INTO {rollup.table} AS t ({', '.join(columns)}) "
-        f"SELECT {', '.join(selects)} FROM {source}{rollup.lateral} GROUP BY {positions} "
+        f"INSERT INTO {rollup.table} AS t ({', '.join(rollup.columns)}) {rollup.grouped_select(source)} "
         f"ON CONFLICT ON CONSTRAINT {rollup.table}_key DO UPDATE SET {updates}"
     )
 
@@ -218,9 +216,36 @@ def rollup_rebuild(*, organization, since: date | None = None, until: date | Non
             _mark_zones(cursor, [(organization.pk, organization.timezone)])
 
 
-def rollup_zone(*, organization_id: int) -> str | None:
-    """The zone the organization's daily rollups are in; None while not built."""
+def rollup_state(*, organization_id: int) -> tuple[str | None, datetime]:
+    """The zone the organization's daily rollups are in (None while not built), and
+    the watermark now."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT timezone FROM queries_rollup_zone WHERE organization_id = %s", [organization_id])
-        row = cursor.fetchone()
-    return row[0] if row else None
+        cursor.execute("SELECT (SELECT timezone FROM queries_rollup_zone WHERE organization_id = %s), "
+                       f"{WATERMARK}", [organization_id])
+        return cursor.fetchone()
+
+
+def unfolded_rows(rollup: Rollup) -> str:
+    """SELECT of `rollup`'s rows computed from the organization's events of
+    [%(start)s, %(end)s) that are not folded yet, as the statement sees them.
+
+    Parameters: organization_id, tz, start, end and unfolded_from, a watermark read
+    before this statement. The watermark only moves forward, so the statement's own
+    (the subquery) is at least as late and decides; unfolded_from lets the planner
+    see that few events are that new and pick the (organization, received_at) index.
+    """
+    source = (
+        f"(SELECT {_EVENT_COLUMNS} FROM events_event e WHERE e.organization_id = %(organization_id)s "
+        f"AND e.received_at >= %(unfolded_from)s AND e.received_at >= {WATERMARK} "
+        'AND e."timestamp" >= %(start)s AND e."timestamp" < %(end)s) e, (SELECT %(tz)s::text AS tz) z'
+    )
+    return rollup.grouped_select(source)
+
+
+def current_rows(rollup: Rollup) -> str:
+    """The organization's rows of `rollup` as of this statement: those folded, and
+    those of its events received since (unfolded_rows()). The fold moves events and
+    watermark in one transaction, so one statement's snapshot sees every event once:
+    a report is as fresh as the events it reads, however long ago the fold ran."""
+    return (f"(SELECT {', '.join(rollup.columns)} FROM {rollup.table} WHERE organization_id = %(organization_id)s "
+            f"UNION ALL {unfolded_rows(rollup)})")

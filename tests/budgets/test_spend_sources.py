@@ -13,7 +13,7 @@ from budgets.periods import period_containing
 from budgets.selectors import budget_hourly_spend, budget_standings
 from organizations.models import Organization
 from queries.services import rollup_fold
-from queries.rollups import rollup_zone
+from queries.rollups import rollup_state
 from tests.budgets.helpers import make_budget, spend, utc
 from tests.factories import make_organization, make_project
 
@@ -84,7 +84,7 @@ def test_rollups_and_tail_equal_the_events(db):
     _store(folded_events)
     horizon = timezone.now() + timedelta(seconds=1)
     assert rollup_fold(up_to=horizon) == 300
-    assert rollup_zone(organization_id=organization.pk) == "Europe/Paris"  # the rollups serve this organization
+    assert rollup_state(organization_id=organization.pk)[0] == "Europe/Paris"  # the rollups serve this organization
     tail = _events(projects, rng, 100)
     _store(tail, received_at=horizon + timedelta(seconds=1))  # not folded yet
     everything = folded_events + tail

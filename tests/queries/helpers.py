@@ -41,14 +41,15 @@ INSERT = """
 INSERT INTO events_event (organization_id, project_id, client_id, "timestamp", received_at, cost, charge,
     currency, cost_reporting, charge_reporting, environment, provider, application, action, user_id, tags,
     metadata, model, latency_ms, status)
-VALUES (%s, %s, %s, %s, now(), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+VALUES (%s, %s, %s, %s, COALESCE(%s, now()), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
 
 def insert_events(organization: Organization, rows: list[dict]) -> None:
     """Writes rows straight into events_event. Each row: `project` (a Project),
     `timestamp`, and any of cost, charge, environment, provider, application,
-    action, user, tags, metadata, model, latency_ms, status."""
+    action, user, tags, metadata, model, latency_ms, status, and received_at (default:
+    the transaction's start, like ingestion)."""
     if not rows:
         return
     ensure_partitions({(row["timestamp"].year, row["timestamp"].month) for row in rows})
@@ -58,7 +59,8 @@ def insert_events(organization: Organization, rows: list[dict]) -> None:
         charge = row.get("charge")
         charge = None if charge is None else Decimal(charge)
         values.append((
-            organization.pk, row["project"].pk, f"row-{number}", row["timestamp"], cost, charge,
+            organization.pk, row["project"].pk, f"row-{number}", row["timestamp"], row.get("received_at"),
+            cost, charge,
             organization.reporting_currency, cost, charge, row.get("environment"), row.get("provider"),
             row.get("application"), row.get("action"), row.get("user"), list(row.get("tags", [])),
             json.dumps(row.get("metadata", {})), row.get("model"), row.get("latency_ms"), row.get("status"),

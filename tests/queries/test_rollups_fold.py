@@ -51,7 +51,7 @@ def events(count: int, **fields) -> list[dict]:
     return [an_event(cost="0.5", timestamp=(TODAY - timedelta(hours=3)).isoformat(), **fields) for _ in range(count)]
 
 
-def test_a_report_answers_from_the_rollups_once_they_hold_the_events_and_counts_resends_once(
+def test_a_report_counts_each_event_once_before_and_after_it_is_folded_and_resends_never(
         api_as, ingest_key, read_key, organization):
     batch = events(30)
     send(api_as(ingest_key), batch)
@@ -61,9 +61,11 @@ def test_a_report_answers_from_the_rollups_once_they_hold_the_events_and_counts_
     assert report(api_as(read_key))["totals"] == {"count": 30, "cost": "15", "unconverted_count": 0}
     assert rollup_totals(organization)[0] == 30
     send(api_as(ingest_key), events(10))
-    # Reports read the rollups: new events show once the next fold ran (every second).
-    assert report(api_as(read_key))["totals"]["count"] == 30
+    # Not folded yet, already in the report: the rollups plus the events received since.
+    assert rollup_totals(organization)[0] == 30
+    assert report(api_as(read_key))["totals"] == {"count": 40, "cost": "20", "unconverted_count": 0}
     fold_when_final()
+    assert rollup_totals(organization)[0] == 40
     assert report(api_as(read_key))["totals"] == {"count": 40, "cost": "20", "unconverted_count": 0}
 
 

@@ -88,12 +88,18 @@ def test_the_report_names_each_problem_with_counts_and_what_it_resembles(api_as,
 
 
 def test_rollups_and_raw_events_give_the_same_report(api_as, ingest_key, read_key, flagging, monkeypatch):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        [now] = cursor.fetchone()
+    rollup_fold(up_to=now)  # the zone settled, the watermark at this transaction's events: none folded
     send(api_as(ingest_key), EVENTS)
+    not_folded = api_as(read_key).get(f"/api/v1/taxonomy/health?{WINDOW}").json()
     fold_this_transaction()
     from_rollups = api_as(read_key).get(f"/api/v1/taxonomy/health?{WINDOW}").json()
     monkeypatch.setattr(health_module, "report_scope", lambda **kwargs: _without_rollups(**kwargs))
     from_raw = api_as(read_key).get(f"/api/v1/taxonomy/health?{WINDOW}").json()
-    assert from_raw == from_rollups
+    assert from_raw == from_rollups == not_folded
+    assert from_raw["events"] == len(EVENTS)
 
 
 def _without_rollups(**kwargs):
