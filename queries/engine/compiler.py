@@ -147,7 +147,8 @@ def compile_report(spec: ReportSpec, scope: Scope, *, source: Source | None = No
     plain = [part for part in parts if part_columns[part] not in quantiles]
     aggregates = ", ".join(f"{source.part(part)} AS {part_columns[part]}" for part in plain)
     group_selects = "".join(f"{group.sql} AS g{index}, " for index, group in enumerate(groups))
-    group_by = ("GROUP BY " + ", ".join(str(index + 1) for index in range(len(groups)))) if groups else ""
+    group_by = ("GROUP BY " + ", ".join(str(index + 1) for index in range(len(groups))) + " " + source.having
+                if groups else "")
     outputs = ", ".join([group.finish.format(f"g{index}") for index, group in enumerate(groups)]
                         + list(part_columns.values()))
     nulls = "".join("NULL, " for _ in groups)

@@ -31,6 +31,7 @@ class Group:
 class Source:
     name = "abstract"
     relation = ""
+    having = ""  # a HAVING for grouped reports (a source whose rows can cancel out)
 
     def supports(self, spec: ReportSpec, *, timezone: str, rollups: bool) -> bool:
         raise NotImplementedError
@@ -195,22 +196,39 @@ class WeeklyAndDailyUser(Rollup):
     """The customer rollup for windows holding whole weeks: those weeks from the weekly
     rows (one per customer and week instead of seven), the days before the first and
     after the last whole week from the daily rows, and the events not folded yet.
-    Weekly rows stand on their Monday."""
+    Weekly rows stand on their Monday.
+
+    With `subtracts`, a partial week at an edge is read as its whole week less the
+    days outside the window, when those are fewer rows: a window ending today reads
+    this week's row less nothing (the days after today hold no rows), where it read
+    up to six days. Sums come out exact, and a group made only of days the window
+    leaves out sums to zero events and is dropped; a distinct count cannot be
+    subtracted, so `users` is served by the instance without it."""
 
     _RELATION = (
         "(SELECT {daily} FROM queries_rollup_daily_user WHERE organization_id = %(organization_id)s "
-        "AND ((day >= %(start_day)s AND day < %(whole_from)s) OR (day >= %(whole_to)s AND day < %(end_day)s)) "
+        "AND ((day >= %(start_day)s AND day < %(lead_days_to)s) OR (day >= %(trail_days_from)s AND day < %(end_day)s)) "
         "UNION ALL SELECT {weekly} FROM queries_rollup_weekly_user WHERE organization_id = %(organization_id)s "
-        "AND week >= %(whole_from)s AND week < %(whole_to)s UNION ALL {unfolded})"
+        "AND week >= %(weeks_from)s AND week < %(weeks_to)s "
+        "UNION ALL SELECT {less} FROM queries_rollup_daily_user WHERE organization_id = %(organization_id)s "
+        "AND ((day >= %(weeks_from)s AND day < %(lead_less_to)s) OR (day >= %(trail_less_from)s AND day < %(weeks_to)s)) "
+        "UNION ALL {unfolded})"
     )
 
-    def __init__(self, daily: Rollup):
+    def __init__(self, daily: Rollup, *, subtracts: bool):
+        rollup = definitions.DAILY_USER
+        less = ", ".join(("organization_id",) + rollup.key_columns + tuple(f"-{column}"
+                                                                           for column in rollup.measure_columns))
         relation = self._RELATION.format(
-            daily=", ".join(definitions.DAILY_USER.columns), weekly=", ".join(definitions.WEEKLY_USER.columns),
-            unfolded=unfolded_rows(definitions.DAILY_USER))
+            daily=", ".join(rollup.columns), weekly=", ".join(definitions.WEEKLY_USER.columns), less=less,
+            unfolded=unfolded_rows(rollup))
+        parts = {name: sql for name, sql in daily._parts.items() if not (subtracts and name == "users")}
         super().__init__("rollup_weekly_user", relation,
-                         {"environment": "e.environment", "user": "e.user_id"}, daily._parts, daily._filters)
+                         {"environment": "e.environment", "user": "e.user_id"}, parts, daily._filters)
         self._groups = frozenset(("week", "project", "environment", "user"))
+        self._subtracts = subtracts
+        if subtracts:
+            self.having = "HAVING sum(e.event_count) <> 0"
 
     @staticmethod
     def _whole_weeks(start, end):
@@ -226,12 +244,33 @@ class WeeklyAndDailyUser(Rollup):
         return whole_from < whole_to
 
     def window(self, params: dict) -> list[str]:
-        conditions = super().window(params)
-        params["whole_from"], params["whole_to"] = self._whole_weeks(params["start_day"], params["end_day"])
-        return conditions
+        # The relation keeps only the window's rows (and the days it subtracts, which
+        # lie outside it): no condition on e.day.
+        super().window(params)
+        start_day, end_day = params["start_day"], params["end_day"]
+        whole_from, whole_to = self._whole_weeks(start_day, end_day)
+        # Days after the watermark's day hold no folded rows yet: they cost nothing.
+        folded_to = (params["unfolded_from"].astimezone(ZoneInfo(params["tz"])).date() + timedelta(days=1)
+                     if params["unfolded_from"] else end_day + timedelta(days=7))
+
+        def costs_less(inside: int, outside_from, outside_to) -> bool:
+            outside = max(0, (min(outside_to, folded_to) - outside_from).days)
+            return self._subtracts and inside > 0 and 1 + outside < inside
+
+        lead = costs_less((whole_from - start_day).days, whole_from - timedelta(days=7), start_day)
+        trail = costs_less((end_day - whole_to).days, end_day, whole_to + timedelta(days=7))
+        weeks_from = whole_from - timedelta(days=7) if lead else whole_from
+        weeks_to = whole_to + timedelta(days=7) if trail else whole_to
+        params.update(
+            weeks_from=weeks_from, weeks_to=weeks_to,
+            lead_days_to=start_day if lead else whole_from, lead_less_to=start_day if lead else weeks_from,
+            trail_days_from=end_day if trail else whole_to, trail_less_from=end_day if trail else weeks_to,
+        )
+        return []
 
 
-WEEKLY_USER = WeeklyAndDailyUser(DAILY_USER)
+WEEKLY_USER_LESS_DAYS = WeeklyAndDailyUser(DAILY_USER, subtracts=True)
+WEEKLY_USER = WeeklyAndDailyUser(DAILY_USER, subtracts=False)
 class LatencyHistogram(Rollup):
     """The daily latency histogram: counts per log bucket, so percentiles come within
     the histogram's bound (ALPHA). The compiler reads the quantiles set-based from
@@ -259,7 +298,7 @@ DAILY_LATENCY = LatencyHistogram(
 )
 
 # Most specific first; the raw events answer whatever no rollup can.
-SOURCES: list[Source] = [DAILY, WEEKLY_USER, DAILY_USER, DAILY_LATENCY, RawEvents()]
+SOURCES: list[Source] = [DAILY, WEEKLY_USER_LESS_DAYS, WEEKLY_USER, DAILY_USER, DAILY_LATENCY, RawEvents()]
 
 
 def choose_source(spec: ReportSpec, *, timezone: str, rollups: bool) -> Source:

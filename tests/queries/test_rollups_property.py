@@ -1,7 +1,7 @@
 """Property: for random events and random report specs a rollup can serve, the
 rollup answer, the raw SQL answer and the plain-Python oracle agree (percentiles
 within the histogram's documented bound)."""
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from queries import selectors
 from queries.engine import choose_source
+from queries.engine.compiler import compile_report
 from queries.rollups import rollup_fold
 from queries.rollups.histogram import ALPHA
 from queries.selectors import report_execute
@@ -170,3 +171,35 @@ def test_the_weekly_customer_rows_and_the_edge_days_add_up_to_the_raw_answer(wor
     answer = report_execute(organization=organization, api_key=None, spec=spec)
     assert answer["rows"] == [["u1", 3, "12", 1], ["u2", 3, "9", 1]]
     assert answer["totals"]["count"] == 6
+
+
+def test_a_partial_week_is_its_whole_week_less_the_days_outside_the_window(world):  # noqa: F811
+    organization, projects, _ = world
+    # [Tue 20 Oct, Sun 8 Nov): six days of the week of 19 Oct, the whole week of 26 Oct,
+    # six days of the week of 2 Nov. Each edge is read as its week less one day.
+    spent = [("u1", "2026-10-19T10:00:00", 1), ("u1", "2026-10-20T00:00:00", 2), ("u2", "2026-10-19T23:59:59", 4),
+             ("u1", "2026-10-28T08:00:00", 8), ("u3", "2026-11-08T12:00:00", 16), ("u3", "2026-11-07T23:00:00", 32),
+             ("u2", "2026-11-08T00:00:00", 64)]
+    insert_events(organization, [{"project": projects["p1"], "timestamp": datetime.fromisoformat(stamp + "+00:00"),
+                                  "cost": Decimal(cost), "charge": None, "user": user} for user, stamp, cost in spent])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        [received] = cursor.fetchone()
+    rollup_fold(up_to=received + timedelta(seconds=1))
+    body = {"from": "2026-10-20T00:00:00Z", "to": "2026-11-08T00:00:00Z", "group_by": ["week", "user"],
+            "metrics": ["count", "cost"], "order_by": "week"}
+    spec = report_spec_parse(body, timezone_name="UTC", now=START)
+    scope = selectors.report_scope(organization=organization, api_key=None, spec=spec)
+    params = compile_report(spec, scope).params
+    assert (params["weeks_from"], params["weeks_to"]) == (date(2026, 10, 19), date(2026, 11, 9))  # both edges subtract
+    answer = report_execute(organization=organization, api_key=None, spec=spec)
+    # u2 spent only on the days left out: no row, not a row of zeros.
+    assert answer["rows"] == [["2026-10-19T00:00:00+00:00", "u1", 1, "2"], ["2026-10-26T00:00:00+00:00", "u1", 1, "8"],
+                              ["2026-11-02T00:00:00+00:00", "u3", 1, "32"]]
+    assert answer["totals"]["count"] == 3 and answer["totals"]["cost"] == "42"
+    # Distinct users cannot be subtracted: the edge days are read as days.
+    with_users = report_spec_parse({**body, "group_by": ["user"], "metrics": ["users", "cost"], "order_by": "user"},
+                                   timezone_name="UTC", now=START)
+    assert compile_report(with_users, scope).params["weeks_from"] == date(2026, 10, 26)
+    answer = report_execute(organization=organization, api_key=None, spec=with_users)
+    assert answer["rows"] == [["u1", 1, "10"], ["u3", 1, "32"]] and answer["totals"]["users"] == 2
