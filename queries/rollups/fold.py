@@ -66,11 +66,13 @@ WHERE a.datname = current_database() AND a.backend_type = 'client backend'
 """
 
 
-def _aggregate(rollup: Rollup, source: str) -> str:
-    """INSERT ... SELECT grouping `source` (rows aliased e, zone z) into the rollup."""
+def _aggregate(rollup: Rollup, source: str, *, in_key_order: bool = False) -> str:
+    """INSERT ... SELECT grouping `source` (rows aliased e, zone z) into the rollup;
+    `in_key_order` writes the rows sorted by organization, then day (or week, hour)."""
     updates = ", ".join(f"{column} = t.{column} + EXCLUDED.{column}" for column in rollup.measure_columns)
+    order = (" ORDER BY " + ", ".join(str(index + 1) for index in range(1 + len(rollup.keys)))) if in_key_order else ""
     return (
-        f"INSERT INTO {rollup.table} AS t ({', '.join(rollup.columns)}) {rollup.grouped_select(source)} "
+        f"INSERT INTO {rollup.table} AS t ({', '.join(rollup.columns)}) {rollup.grouped_select(source)}{order} "
         f"ON CONFLICT ON CONSTRAINT {rollup.table}_key DO UPDATE SET {updates}"
     )
 
@@ -101,7 +103,10 @@ def _rebuild_statements(rollup: Rollup) -> tuple[str, str]:
         f"AND e.\"timestamp\" >= %({column}_start)s AND e.\"timestamp\" < %({column}_end)s) e, "
         "(SELECT %(tz)s::text AS tz) z"
     )
-    return delete, _aggregate(rollup, source)
+    # A report reads a few days of an organization: rows written in day order share
+    # pages (the fold writes each day's rows as the day goes by). In hash order, four
+    # days of 10,000 customers were spread over 17,000 of the table's 32,000 pages.
+    return delete, _aggregate(rollup, source, in_key_order=True)
 
 
 _REBUILD = [_rebuild_statements(rollup) for rollup in ROLLUPS]
