@@ -158,8 +158,12 @@ def compile_report(spec: ReportSpec, scope: Scope, *, source: Source | None = No
     grouped = f"SELECT {group_selects}{aggregates} FROM filtered e{joins} {group_by}"
     resummable = "tag" not in spec.group_by and all(part in RESUMMED for part in plain)
     if quantiles:
+        # Each exact sum per group and bucket costs: only the measures some part reads
+        # (event_count always: the bucket counts).
+        measures = tuple(measure for measure in source.histogram_measures
+                         if measure == "event_count" or f"e.{measure}" in aggregates)
         ctes += histogram_ctes(group_selects=group_selects, joins=joins, group_count=len(groups),
-                               measures=source.histogram_measures, plain_aggregates=aggregates, quantiles=quantiles)
+                               measures=measures, plain_aggregates=aggregates, quantiles=quantiles)
         values = ", ".join(f"{interpolated(column, 'q')} AS {column}" for column in quantiles)
         grouped = f"SELECT gp.*, {values} FROM grouped_plain gp LEFT JOIN quant q ON {join_on_groups(len(groups))}"
     ctes.append(f"grouped AS MATERIALIZED ({grouped})")

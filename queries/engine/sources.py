@@ -271,6 +271,8 @@ class WeeklyAndDailyUser(Rollup):
 
 WEEKLY_USER_LESS_DAYS = WeeklyAndDailyUser(DAILY_USER, subtracts=True)
 WEEKLY_USER = WeeklyAndDailyUser(DAILY_USER, subtracts=False)
+
+
 class LatencyHistogram(Rollup):
     """The daily latency histogram: counts per log bucket, so percentiles come within
     the histogram's bound (ALPHA). The compiler reads the quantiles set-based from
