@@ -13,7 +13,7 @@ model, one in twenty on tags; amounts 0.3 to 2.7 times the period's average spen
    nothing (the steady state). Also timed alone: the spend statement(s) and the spike
    statement(s).
 2. **Latency**: a real Celery worker (`celery -A koala worker`, production settings)
-   and beat (the rollup fold every second, the sweep every minute) on Redis, an SMTP
+   and beat (the rollup fold every 10 s, the sweep every minute) on Redis, an SMTP
    server (aiosmtpd) in this process. `--samples` times: a fresh daily budget of 1 in
    a random organization, then one event of cost 2 through `event_ingest_batch`
    (ingestion's own code, which asks for an evaluation after commit); the clock runs
