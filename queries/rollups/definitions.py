@@ -46,13 +46,17 @@ class Rollup:
         """The table's columns, in the order grouped_select() gives them."""
         return ("organization_id",) + self.key_columns + self.measure_columns
 
+    @property
+    def key_positions(self) -> str:
+        """The key's positions in grouped_select(): organization, then the keys."""
+        return ", ".join(str(index + 1) for index in range(1 + len(self.keys)))
+
     def grouped_select(self, source: str) -> str:
         """SELECT of this rollup's rows (`columns`) grouping the events of `source`
         (rows aliased e, with the zone as z.tz)."""
         selects = ["e.organization_id"] + [f"{sql} AS {column}" for column, sql in (*self.keys, *self.measures)]
-        positions = ", ".join(str(index + 1) for index in range(1 + len(self.keys)))
         rows = self.pre_group.format(source=source) if self.pre_group else source
-        return f"SELECT {', '.join(selects)} FROM {rows}{self.lateral} GROUP BY {positions}"
+        return f"SELECT {', '.join(selects)} FROM {rows}{self.lateral} GROUP BY {self.key_positions}"
 
 
 DAY = ("day", "(e.\"timestamp\" AT TIME ZONE z.tz)::date")

@@ -70,7 +70,7 @@ def _aggregate(rollup: Rollup, source: str, *, in_key_order: bool = False) -> st
     """INSERT ... SELECT grouping `source` (rows aliased e, zone z) into the rollup;
     `in_key_order` writes the rows sorted by organization, then day (or week, hour)."""
     updates = ", ".join(f"{column} = t.{column} + EXCLUDED.{column}" for column in rollup.measure_columns)
-    order = (" ORDER BY " + ", ".join(str(index + 1) for index in range(1 + len(rollup.keys)))) if in_key_order else ""
+    order = f" ORDER BY {rollup.key_positions}" if in_key_order else ""
     return (
         f"INSERT INTO {rollup.table} AS t ({', '.join(rollup.columns)}) {rollup.grouped_select(source)}{order} "
         f"ON CONFLICT ON CONSTRAINT {rollup.table}_key DO UPDATE SET {updates}"
